@@ -1,0 +1,139 @@
+"""Pydantic models of ``sync.yaml``.
+
+The keys the PHP SDK's users already have (``daktela.*``, ``sync.batch_size``,
+``sync.entities.*``, ``sync.custom_entities``, ``webhook.secret``) keep their names so their
+files load unchanged; the sections crmsync adds (``crm``, ``staging``, ``partitions``,
+``daktela.timezone`` and the client knobs) all have defaults.
+
+Paths in the models are already resolved (relative to the directory of ``sync.yaml``) by
+the loader, and ``mapping`` holds the loaded mapping so nothing reads YAML after load time.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Direction(StrEnum):
+    CRM_TO_CC = "crm_to_cc"
+    CC_TO_CRM = "cc_to_crm"
+    BIDIRECTIONAL = "bidirectional"
+
+
+class ActivityType(StrEnum):
+    """Daktela activity channels, named as in the PHP SDK (``web`` is chat)."""
+
+    CALL = "call"
+    EMAIL = "email"
+    WEB = "web"
+    SMS = "sms"
+    FBM = "fbm"
+    WAP = "wap"
+    VBR = "vbr"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaktelaSection(_Strict):
+    instance_url: str = ""
+    access_token: str = Field(default="", repr=False)
+    database: str = ""
+    #: Instance time zone; when empty it is read from the API's ``_timezone``.
+    timezone: str = "Europe/Prague"
+    timeout_s: float = 30.0
+    rate_limit_per_s: float = 20.0
+    write_concurrency: int = 4
+    max_retries: int = 5
+    page_size: int = 1000
+    lookup_chunk_size: int = 200
+
+
+class AutoCreateContact(_Strict):
+    mapping_file: Path | None = None
+    skip_if_empty: list[str] = Field(default_factory=list)
+    skip_if_exists: list[str] = Field(default_factory=list)
+    skip_if_exists_mode: Literal["all", "any"] = "all"
+    # The loaded mapping (filled by the loader).
+    mapping: Any = Field(default=None, exclude=True)
+
+
+class EntityConfig(_Strict):
+    enabled: bool = False
+    direction: Direction
+    mapping_file: Path | None = None
+    activity_types: list[ActivityType] = Field(default_factory=list)
+    auto_create_contact: AutoCreateContact | None = None
+    #: Activities only: how long after creation an activity is considered settled.
+    settle_minutes: int = 30
+    #: Activities only: how many trailing partitions a run re-scans for late changes.
+    rescan_partitions: int = 2
+    # The loaded mapping (filled by the loader).
+    mapping: Any = Field(default=None, exclude=True)
+
+
+class CustomEntity(_Strict):
+    name: str
+    direction: Direction
+    source: str
+    target: Literal["contact", "account"]
+    mapping_file: Path | None = None
+    enabled: bool = False
+    mapping: Any = Field(default=None, exclude=True)
+
+
+class SyncSection(_Strict):
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    entities: dict[Literal["account", "contact", "activity"], EntityConfig] = Field(default_factory=dict)
+    custom_entities: list[CustomEntity] = Field(default_factory=list)
+
+
+class WebhookSection(_Strict):
+    secret: str = Field(default="", repr=False)
+    inbox_path: Path = Path("data/webhook-inbox.sqlite")
+    max_body_bytes: int = 262_144
+
+
+class CrmSection(BaseModel):
+    """Which CRM adapter to use; every other key is the adapter's own settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    adapter: str = "sql"
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class StagingSection(_Strict):
+    path: Path = Path("data/crmsync.duckdb")
+    lock_timeout_s: float = 120.0
+    keep_batches: int = 5
+
+
+class PartitionsSection(_Strict):
+    granularity: Literal["daily", "hourly"] = "daily"
+    start_date: date = date(2026, 1, 1)
+
+
+class SyncConfig(_Strict):
+    #: The file this config came from (for error messages and relative paths).
+    source_path: Path | None = Field(default=None, exclude=True)
+    daktela: DaktelaSection = Field(default_factory=DaktelaSection)
+    crm: CrmSection = Field(default_factory=CrmSection)
+    sync: SyncSection = Field(default_factory=SyncSection)
+    webhook: WebhookSection = Field(default_factory=WebhookSection)
+    staging: StagingSection = Field(default_factory=StagingSection)
+    partitions: PartitionsSection = Field(default_factory=PartitionsSection)
+
+    def entity(self, name: str) -> EntityConfig | None:
+        """The config of an entity when it exists and is enabled."""
+        entry = self.sync.entities.get(name)  # type: ignore[call-overload]
+        return entry if entry is not None and entry.enabled else None

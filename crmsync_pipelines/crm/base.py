@@ -1,0 +1,157 @@
+"""The CRM adapter contract: the one piece of code our users write.
+
+Records are plain ``dict``s with a string ``"id"``. Contacts and accounts are read-only
+(the CRM is the source of truth for them); activities are written by the sync.
+
+Time windows: ``iter_accounts(since, until)`` and ``iter_contacts(since, until)`` return the
+records whose *modified time* ``t`` satisfies ``since <= t < until`` (``since`` inclusive,
+``until`` exclusive; ``None`` leaves that end open). Both bounds are timezone-aware
+``datetime``s. Each record must be yielded exactly once per call, and iteration must end.
+
+Lookups (``get_*``, ``find_*_by``) return ``None`` for "not there" and raise for "could not
+ask" (network, auth): the engine must never mistake an outage for a missing record.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from crmsync_pipelines.errors import NotSupportedError
+
+Record = dict[str, Any]
+
+
+class CrmAdapter(ABC):
+    """Base class of every CRM adapter.
+
+    Subclasses implement the abstract methods. The batch hooks (``find_activities_by_external_ids``,
+    ``upsert_activities``, ``get_accounts``, ``get_contacts``) have working defaults built on the
+    single-record methods; override them when the CRM has bulk endpoints.
+    """
+
+    #: Human-readable name used in logs and errors.
+    name: str = "crm"
+
+    # -- health ---------------------------------------------------------------------------
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the CRM answers and the credentials work; False when it does not."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Called once when the engine is done with the adapter."""
+
+    # -- accounts (read-only) -------------------------------------------------------------
+    @abstractmethod
+    def iter_accounts(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Record]:
+        """Accounts modified in ``[since, until)``, each exactly once."""
+
+    @abstractmethod
+    def get_account(self, account_id: str) -> Record | None:
+        """One account by CRM id, or ``None`` when it does not exist."""
+
+    @abstractmethod
+    def find_account_by(self, field: str, value: Any) -> Record | None:
+        """The first account whose ``field`` equals ``value``. Empty values raise ``ValueError``."""
+
+    @abstractmethod
+    def search_accounts(self, query: str) -> Iterator[Record]:
+        """Free-text search, for ``crmsync crm-inspect``."""
+
+    # -- contacts (read-only) -------------------------------------------------------------
+    @abstractmethod
+    def iter_contacts(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Record]:
+        """Contacts modified in ``[since, until)``, each exactly once."""
+
+    @abstractmethod
+    def get_contact(self, contact_id: str) -> Record | None:
+        """One contact by CRM id, or ``None`` when it does not exist."""
+
+    @abstractmethod
+    def find_contact_by(self, field: str, value: Any) -> Record | None:
+        """The first contact whose ``field`` equals ``value``. Empty values raise ``ValueError``."""
+
+    @abstractmethod
+    def search_contacts(self, query: str) -> Iterator[Record]:
+        """Free-text search, for ``crmsync crm-inspect``."""
+
+    # -- activities (written by the sync) -------------------------------------------------
+    @abstractmethod
+    def find_activity_by(self, field: str, value: Any) -> Record | None:
+        """The activity whose ``field`` equals ``value`` (usually the external-id field)."""
+
+    @abstractmethod
+    def create_activity(self, record: Record) -> Record:
+        """Create an activity; returns the stored record including its CRM ``id``."""
+
+    @abstractmethod
+    def update_activity(self, activity_id: str, record: Record) -> Record:
+        """Update an activity by CRM id; returns the stored record."""
+
+    @abstractmethod
+    def upsert_activity(self, lookup_field: str, record: Record) -> Record:
+        """Create or update by ``record[lookup_field]``; calling it twice creates one record."""
+
+    # -- batch hooks with defaults ----------------------------------------------------------
+    def get_accounts(self, account_ids: Iterable[str]) -> dict[str, Record]:
+        """Many accounts by id; missing ids are absent from the result."""
+        found: dict[str, Record] = {}
+        for account_id in account_ids:
+            record = self.get_account(account_id)
+            if record is not None:
+                found[account_id] = record
+        return found
+
+    def get_contacts(self, contact_ids: Iterable[str]) -> dict[str, Record]:
+        """Many contacts by id; missing ids are absent from the result."""
+        found: dict[str, Record] = {}
+        for contact_id in contact_ids:
+            record = self.get_contact(contact_id)
+            if record is not None:
+                found[contact_id] = record
+        return found
+
+    def find_activities_by_external_ids(self, field: str, values: Iterable[str]) -> dict[str, Record]:
+        """Activities keyed by their ``field`` value, for the ones that exist."""
+        found: dict[str, Record] = {}
+        for value in values:
+            record = self.find_activity_by(field, value)
+            if record is not None:
+                found[value] = record
+        return found
+
+    def upsert_activities(self, lookup_field: str, records: Iterable[Record]) -> list[Record | BaseException]:
+        """Upsert many activities; a failing record yields its exception in its slot, never aborts the rest."""
+        results: list[Record | BaseException] = []
+        for record in records:
+            try:
+                results.append(self.upsert_activity(lookup_field, record))
+            except Exception as exc:  # one bad record must not stop the batch
+                results.append(exc)
+        return results
+
+
+class ReadOnlyActivitiesMixin:
+    """For CRMs (ERPs, e-shops) that cannot store activities: every activity call raises."""
+
+    name: str = "crm"
+
+    def _unsupported(self, operation: str) -> NotSupportedError:
+        return NotSupportedError(f"{self.name} adapter does not support activity operations ({operation})")
+
+    def find_activity_by(self, field: str, value: Any) -> Record | None:
+        raise self._unsupported("find_activity_by")
+
+    def create_activity(self, record: Record) -> Record:
+        raise self._unsupported("create_activity")
+
+    def update_activity(self, activity_id: str, record: Record) -> Record:
+        raise self._unsupported("update_activity")
+
+    def upsert_activity(self, lookup_field: str, record: Record) -> Record:
+        raise self._unsupported("upsert_activity")
+
+    def find_activities_by_external_ids(self, field: str, values: Iterable[str]) -> Mapping[str, Record]:
+        raise self._unsupported("find_activities_by_external_ids")
