@@ -4,4 +4,5 @@ pytest_plugins = [
     "crmsync_tests.fixtures.simulator",
     "crmsync_tests.fixtures.crm",
     "crmsync_tests.fixtures.pipeline",
+    "crmsync_tests.fixtures.engine",
 ]

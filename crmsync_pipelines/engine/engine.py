@@ -1,46 +1,287 @@
 """The sync engine facade: extract -> stage -> map -> diff -> apply -> record, per entity.
 
-This is the only place sync logic lives. Dagster assets, the CLI, the webhook sensor and the
-tests all call these methods; each returns a ``StageReport``.
+This is the only place sync logic is orchestrated. Dagster assets, the CLI, the webhook sensor
+and the tests all call these methods; each returns a ``StageReport`` (counts, API calls,
+duration, failure samples, check outcomes) and never raises for a single bad record.
 """
 
 from __future__ import annotations
 
-from crmsync_pipelines.engine.reports import CheckOutcome, Entity, StageReport, Window
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crmsync_pipelines.config.models import SyncConfig
+from crmsync_pipelines.crm.base import CrmAdapter
+from crmsync_pipelines.engine.auto_contacts import LEDGER_ENTITY as AUTO_CONTACT
+from crmsync_pipelines.engine.auto_contacts import AutoContactCreator
+from crmsync_pipelines.engine.context import EngineContext, EngineSettings
+from crmsync_pipelines.engine.counting import CountingCrm
+from crmsync_pipelines.engine.entities import ORDER
+from crmsync_pipelines.engine.extract import extract_ids, extract_window
+from crmsync_pipelines.engine.load_crm import CrmActivityLoader
+from crmsync_pipelines.engine.load_daktela import DaktelaLoader, LoadOutcome
+from crmsync_pipelines.engine.mapstage import map_batch
+from crmsync_pipelines.engine.reconcile import reconcile
+from crmsync_pipelines.engine.reports import CheckOutcome, Entity, FailureSample, Stage, StageReport, Window
+from crmsync_pipelines.errors import CrmsyncError
+from crmsync_pipelines.staging.store import StagingStore
+
+if TYPE_CHECKING:
+    from crmsync_pipelines.daktela.adapter import DaktelaAdapter
+
+LOG = logging.getLogger("crmsync.engine")
+
+
+class MissingExtractError(CrmsyncError):
+    """A later stage was asked for a window nobody extracted yet."""
 
 
 class SyncEngine:
-    """Facade over the per-entity pipelines (interface fixed; implementation in progress)."""
+    """One engine per run: holds the adapters and the staging store, no other state."""
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        *,
+        crm: CrmAdapter,
+        daktela: DaktelaAdapter,
+        staging: StagingStore,
+        logger: logging.Logger | None = None,
+        settings: EngineSettings | None = None,
+    ) -> None:
+        self.config = config
+        self.staging = staging
+        self.ctx = EngineContext(
+            config=config, crm=CountingCrm(crm), daktela=daktela, staging=staging,
+            log=logger or LOG, settings=settings or EngineSettings(),
+        )
+
+    @classmethod
+    def from_config(cls, config: SyncConfig, *, logger: logging.Logger | None = None) -> SyncEngine:
+        from crmsync_pipelines.crm.registry import load_crm_adapter
+        from crmsync_pipelines.daktela.adapter import DaktelaAdapter
+
+        base_dir = Path(config.source_path).parent if config.source_path else Path.cwd()
+        return cls(
+            config,
+            crm=load_crm_adapter(config.crm, base_dir=base_dir),
+            daktela=DaktelaAdapter.from_config(config.daktela),
+            staging=StagingStore(config.staging.path, lock_timeout_s=config.staging.lock_timeout_s,
+                                 keep_batches=config.staging.keep_batches),
+            logger=logger,
+        )
+
+    @property
+    def log(self) -> logging.Logger:
+        return self.ctx.log
 
     def enabled_entities(self) -> list[Entity]:
-        raise NotImplementedError
+        return [e for e in ORDER if self.config.entity(e) is not None]
 
+    # -- stages -------------------------------------------------------------------------------
     def extract(self, entity: Entity, window: Window, run_id: str) -> StageReport:
-        raise NotImplementedError
+        with self._stage(entity, "extract", window, run_id) as report:
+            self.ctx.entity_config(entity)
+            batch_id, count = extract_window(self.ctx, entity, self._extract_window(entity, window), run_id)
+            report.counts.update({"extracted": count})
+            self.log.info("%s: extracted %d records for %s (batch %s)", entity, count, window.label(), batch_id)
+        return report
 
     def map(self, entity: Entity, window: Window, run_id: str) -> StageReport:
-        raise NotImplementedError
+        with self._stage(entity, "map", window, run_id) as report:
+            batch = self._batch(entity, window)
+            counts, checks, failures = map_batch(self.ctx, entity, batch, run_id)
+            report.counts.update(counts)
+            report.checks.extend(checks)
+            report.failures.extend(failures)
+        return report
 
-    def load(self, entity: Entity, window: Window, run_id: str) -> StageReport:
-        raise NotImplementedError
+    def load(self, entity: Entity, window: Window, run_id: str, *, verify: bool = False) -> StageReport:
+        with self._stage(entity, "load", window, run_id) as report:
+            batch = self._batch(entity, window)
+            if not self.staging.is_mapped(batch):
+                map_batch(self.ctx, entity, batch, run_id)
+            quarantined = self.staging.mapped_quality(batch)["invalid"]
+            report.failures.extend(
+                FailureSample(sid, "validation", reason) for sid, reason in self.staging.invalid_reasons(batch, "", 20)
+            )
+            if quarantined:
+                report.counts["failed"] = quarantined
+            self._load_batch(entity, batch, run_id, report, verify=verify)
+            self._retry_transient(entity, batch, run_id, report)
+            with self.staging.session():
+                self.staging.finish_load(batch)
+                self.staging.prune(entity)
+            report.checks.append(_no_failures_check(report))
+        return report
 
     def plan(self, entity: Entity, window: Window, run_id: str) -> StageReport:
-        raise NotImplementedError
+        """Extract and map for real (staging only), then diff without writing to either system."""
+        self.extract(entity, window, run_id)
+        with self._stage(entity, "load", window, run_id) as report:
+            batch = self._batch(entity, window)
+            counts, checks, failures = map_batch(self.ctx, entity, batch, run_id, record_invalid=False)
+            report.checks.extend(checks)
+            report.failures.extend(failures)
+            outcome = self._loader(entity, batch, run_id, dry_run=True).run()
+            report.counts.update({"would_create": outcome.counts["created"],
+                                  "would_update": outcome.counts["updated"],
+                                  "unchanged": outcome.counts["unchanged"], "invalid": counts["invalid"]})
+            report.planned.extend(outcome.planned)
+        return report
 
-    def sync(self, entity: Entity, window: Window, run_id: str) -> list[StageReport]:
-        raise NotImplementedError
+    def sync(self, entity: Entity, window: Window, run_id: str, *, verify: bool = False) -> list[StageReport]:
+        """Extract, map and — unless a blocking check failed — load one entity."""
+        reports = [self.extract(entity, window, run_id), self.map(entity, window, run_id)]
+        blocked = [c for c in reports[1].checks if not c.passed]
+        if blocked:
+            self.log.error("%s: load skipped, blocking checks failed: %s", entity,
+                           "; ".join(c.description for c in blocked))
+            blocked_count = reports[1].counts.get("mapped", 0)
+            skipped = StageReport(entity, "load", run_id, window, counts={"blocked": blocked_count})
+            skipped.checks.extend(blocked)
+            reports.append(skipped)
+            return reports
+        reports.append(self.load(entity, window, run_id, verify=verify))
+        return reports
 
     def sync_ids(self, entity: Entity, ids: list[str], run_id: str) -> StageReport:
-        raise NotImplementedError
+        """Exactly these records (webhooks, retries), through the same map, diff and ledger."""
+        window = Window(None, None)
+        with self._stage(entity, "webhook", window, run_id) as report:
+            self._sync_ids_into(entity, ids, run_id, report)
+            report.checks.append(_no_failures_check(report))
+        return report
 
     def retry_failed(self, entity: Entity | None, run_id: str) -> list[StageReport]:
-        raise NotImplementedError
+        reports = []
+        for name in [entity] if entity else self.enabled_entities():
+            ids = self.staging.failed_ids(name)
+            window = Window(None, None)
+            with self._stage(name, "retry", window, run_id) as report:
+                report.counts["queued"] = len(ids)
+                if ids:
+                    self._sync_ids_into(name, ids, run_id, report)
+                report.checks.append(_no_failures_check(report))
+            reports.append(report)
+        return reports
 
     def reconcile(self, entity: Entity, window: Window) -> CheckOutcome:
-        raise NotImplementedError
+        return reconcile(self.ctx, entity, window)
 
     def reset_state(self, entity: Entity | None = None) -> None:
-        raise NotImplementedError
+        self.staging.reset_state(entity)
+        if entity in (None, "account"):
+            self.staging.reset_state(AUTO_CONTACT)
 
     def close(self) -> None:
-        raise NotImplementedError
+        self.ctx.crm.adapter.close()
+        self.ctx.daktela.client.close()
+
+    # -- internals -------------------------------------------------------------------------------
+    @contextmanager
+    def _stage(self, entity: Entity, stage: Stage, window: Window, run_id: str) -> Iterator[StageReport]:
+        report = StageReport(entity=entity, stage=stage, run_id=run_id, window=window)
+        before = self.ctx.api_snapshot()
+        started = time.monotonic()
+        try:
+            yield report
+        finally:
+            report.api_calls = self.ctx.api_delta(before)
+            report.duration_s = round(time.monotonic() - started, 3)
+
+    def _extract_window(self, entity: Entity, window: Window) -> Window:
+        """Activities also re-scan trailing partitions so late changes (close, disposition) land."""
+        entry = self.config.entity(entity)
+        if entity != "activity" or entry is None or window.start is None or entry.rescan_partitions <= 0:
+            return window
+        from datetime import timedelta
+
+        step = timedelta(days=1) if self.config.partitions.granularity == "daily" else timedelta(hours=1)
+        return Window(window.start - step * entry.rescan_partitions, window.end)
+
+    def _batch(self, entity: Entity, window: Window) -> str:
+        batch = self.staging.latest_batch(entity, *_bounds(self._extract_window(entity, window)))
+        if batch is None:
+            raise MissingExtractError(
+                f"no extract of {entity} for {window.label()}; materialize the extract step "
+                f"({'daktela/activities' if entity == 'activity' else 'crm/' + entity + 's'}) first"
+            )
+        return batch.batch_id
+
+    def _loader(self, entity: Entity, batch: str, run_id: str, *, dry_run: bool = False,
+                verify: bool = False) -> DaktelaLoader | CrmActivityLoader:
+        if entity == "activity":
+            return CrmActivityLoader(self.ctx, run_id, batch, dry_run=dry_run, verify=verify)
+        ensure = None if dry_run else (lambda rel_entity, ids: self._ensure_related(rel_entity, ids, run_id))
+        return DaktelaLoader(self.ctx, entity, run_id, batch, dry_run=dry_run, verify=verify, ensure_related=ensure)
+
+    def _load_batch(self, entity: Entity, batch: str, run_id: str, report: StageReport, *,
+                    verify: bool = False) -> None:
+        outcome = self._loader(entity, batch, run_id, verify=verify).run()
+        _merge(report, outcome)
+        if entity == "account":
+            creator = AutoContactCreator(self.ctx, run_id, batch, verify=verify)
+            if creator.enabled:
+                auto = creator.run(outcome.landed)
+                for key, value in auto.counts.items():
+                    report.counts[f"auto_contact_{key}"] = report.counts.get(f"auto_contact_{key}", 0) + value
+                report.failures.extend(auto.failures[: max(0, 20 - len(report.failures))])
+
+    def _sync_ids_into(self, entity: Entity, ids: list[str], run_id: str, report: StageReport) -> None:
+        batch, count, gone = extract_ids(self.ctx, entity, ids, run_id)
+        report.counts["extracted"] = report.counts.get("extracted", 0) + count
+        if gone:
+            report.counts["not_found"] = report.counts.get("not_found", 0) + len(gone)
+            self.log.warning("%s: %d requested records no longer exist at the source: %s", entity, len(gone),
+                             ", ".join(gone[:10]))
+        counts, _checks, failures = map_batch(self.ctx, entity, batch, run_id)
+        report.counts["failed"] = report.counts.get("failed", 0) + counts["invalid"]
+        report.failures.extend(failures)
+        self._load_batch(entity, batch, run_id, report)
+        self.staging.finish_load(batch)
+
+    def _ensure_related(self, entity: str, source_ids: list[str], run_id: str) -> None:
+        report = StageReport(entity=entity, stage="load", run_id=run_id, window=Window(None, None))  # type: ignore[arg-type]
+        self._sync_ids_into(entity, source_ids, run_id, report)  # type: ignore[arg-type]
+        self.log.info("on-the-fly %s sync for relations: %s", entity, report.summary_line())
+
+    def _retry_transient(self, entity: Entity, batch: str, run_id: str, report: StageReport) -> None:
+        """Transient dead letters from earlier runs are retried automatically (bounded)."""
+        candidates = self.staging.failed_ids(entity, ["transient"], self.ctx.settings.auto_retry_limit)
+        if not candidates:
+            return
+        in_batch = self.staging.batch_source_ids(batch, candidates)
+        ids = [i for i in candidates if i not in in_batch]
+        if ids:
+            self.log.info("%s: retrying %d records that failed transiently before", entity, len(ids))
+            report.counts["retried"] = len(ids)
+            self._sync_ids_into(entity, ids, run_id, report)
+
+
+def _bounds(window: Window) -> tuple[Any, Any]:
+    return window.start, window.end
+
+
+def _merge(report: StageReport, outcome: LoadOutcome) -> None:
+    for key, value in outcome.counts.items():
+        report.counts[key] = report.counts.get(key, 0) + value
+    report.failures.extend(outcome.failures[: max(0, 20 - len(report.failures))])
+
+
+def _no_failures_check(report: StageReport) -> CheckOutcome:
+    failed = report.counts.get("failed", 0)
+    return CheckOutcome(
+        name="no_failed_records",
+        passed=failed == 0,
+        description=f"{failed} records failed and wait in failed_records" if failed else "no record failed",
+        metadata={"failed": failed,
+                  "sample": [f"{f.source_id}: [{f.error_class}] {f.message}" for f in report.failures[:5]]},
+    )
+
+
+__all__ = ["MissingExtractError", "SyncEngine"]

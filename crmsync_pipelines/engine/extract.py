@@ -1,0 +1,118 @@
+"""Extract: read the source side of an entity into ``raw_records``, streaming in chunks.
+
+Accounts and contacts come from the CRM (records modified in the window); activities from
+Daktela (activities created in the window, one query per channel so no channel can starve
+another — W1), plus every activity still waiting to settle, so late changes reach the CRM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crmsync_pipelines.engine.context import EngineContext
+from crmsync_pipelines.engine.reports import Window
+
+INVALID_ID_PREFIX = "<no-id>:"
+
+
+def _source_id(record: dict[str, Any], ordinal: int) -> str:
+    """Records without a usable id still get a row (and later a failed ledger entry), never vanish."""
+    raw = record.get("id")
+    if raw is None or str(raw).strip() == "" or record.get("_error"):
+        return f"{INVALID_ID_PREFIX}{ordinal}"
+    return str(raw)
+
+
+def _stage(ctx: EngineContext, batch_id: str, entity: str, records: Iterable[dict[str, Any]]) -> int:
+    seen: set[str] = set()
+    chunk: list[tuple[str, dict[str, Any]]] = []
+    count = 0
+    for ordinal, record in enumerate(records):
+        source_id = _source_id(record, ordinal)
+        if source_id in seen:
+            continue  # an adapter that repeats a record must not create two rows
+        seen.add(source_id)
+        chunk.append((source_id, record))
+        if len(chunk) >= ctx.settings.chunk_size:
+            ctx.staging.insert_raw(batch_id, entity, chunk)
+            count += len(chunk)
+            ctx.log.info("%s: extracted %d records so far", entity, count)
+            chunk = []
+    ctx.staging.insert_raw(batch_id, entity, chunk)
+    count += len(chunk)
+    ctx.staging.finish_extract(batch_id, count)
+    return count
+
+
+def _crm_records(ctx: EngineContext, entity: str, window: Window) -> Iterator[dict[str, Any]]:
+    method = ctx.crm.adapter.iter_accounts if entity == "account" else ctx.crm.adapter.iter_contacts
+    yield from ctx.crm.iterate(method, window.start, window.end)
+
+
+def _is_settled(ctx: EngineContext, row: dict[str, Any], settle: timedelta, now: datetime) -> bool:
+    """Closed, and closed long enough ago that wrap-up, disposition and recording are final."""
+    closed = row.get("time_close")
+    if not closed or str(row.get("action") or "").upper() not in ("CLOSE", ""):
+        return False
+    try:
+        return ctx.daktela.from_instance_time(str(closed)) <= now - settle
+    except ValueError:
+        return False
+
+
+def _activity_records(ctx: EngineContext, window: Window) -> Iterator[dict[str, Any]]:
+    entry = ctx.entity_config("activity")
+    settle = timedelta(minutes=entry.settle_minutes)
+    now = datetime.now(UTC)
+    seen: set[str] = set()
+    unsettled: list[tuple[str, str]] = []
+    settled: list[str] = []
+
+    def track(row: dict[str, Any]) -> dict[str, Any]:
+        name = str(row.get("name"))
+        seen.add(name)
+        if _is_settled(ctx, row, settle, now):
+            settled.append(name)
+        else:
+            unsettled.append((name, str(row.get("activity_type") or "")))
+        return row
+
+    for activity_type in entry.activity_types:
+        for row in ctx.daktela.iter_activities(str(activity_type), since=window.start, until=window.end):
+            yield track(row)
+    pending = [name for name, _ in ctx.staging.unsettled() if name not in seen]
+    if pending:
+        ctx.log.info("activity: re-reading %d activities that were not settled yet", len(pending))
+        found = ctx.daktela.get_activities(pending)
+        for row in found.values():
+            yield track(row)
+        settled.extend(name for name in pending if name not in found)  # deleted in Daktela: stop asking
+    ctx.staging.mark_unsettled(unsettled)
+    ctx.staging.clear_unsettled(settled)
+
+
+def extract_window(ctx: EngineContext, entity: str, window: Window, run_id: str) -> tuple[str, int]:
+    batch_id = ctx.staging.new_batch(entity, "window", run_id, window.start, window.end)
+    records = _activity_records(ctx, window) if entity == "activity" else _crm_records(ctx, entity, window)
+    return batch_id, _stage(ctx, batch_id, entity, records)
+
+
+def fetch_by_ids(ctx: EngineContext, entity: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Source records for explicit ids: CRM ids for accounts/contacts, Daktela names for activities."""
+    if entity == "activity":
+        return dict(ctx.daktela.get_activities(ids))
+    if entity == "account":
+        return dict(ctx.crm.get_accounts(ids))
+    return dict(ctx.crm.get_contacts(ids))
+
+
+def extract_ids(ctx: EngineContext, entity: str, ids: list[str], run_id: str) -> tuple[str, int, list[str]]:
+    """Stage exactly these records; returns the ids the source no longer has."""
+    wanted = list(dict.fromkeys(i for i in ids if i))
+    found = fetch_by_ids(ctx, entity, wanted)
+    batch_id = ctx.staging.new_batch(entity, "ids", run_id, None, None)
+    count = _stage(ctx, batch_id, entity, (found[i] | {"id": i} if entity != "activity" else found[i]
+                                            for i in wanted if i in found))
+    return batch_id, count, [i for i in wanted if i not in found]

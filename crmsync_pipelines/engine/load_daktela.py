@@ -1,0 +1,236 @@
+"""Load accounts and contacts into Daktela: set-based diff, then only the real writes.
+
+Per chunk of mapped rows:
+1. rows whose payload hash equals what we last wrote (``synced_state``) are unchanged — zero calls;
+2. the rest are looked up in Daktela with batched ``in`` filters (or, for a big first load,
+   one scan of the whole model in pages of 1000 staged into ``target_snapshot``);
+3. mapped fields are compared; only creates and real changes are written, with bounded
+   concurrency; every record ends in the ledger, failures also in ``failed_records``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crmsync_pipelines.daktela.adapter import WriteOp
+from crmsync_pipelines.engine.apply import failed, samples, succeeded
+from crmsync_pipelines.engine.compare import changed_fields, project, update_body
+from crmsync_pipelines.engine.context import EngineContext
+from crmsync_pipelines.engine.paths import flatten, key_of
+from crmsync_pipelines.engine.reports import FailureSample, FieldChange, PlannedChange
+from crmsync_pipelines.errors import ConflictError, ErrorClass
+from crmsync_pipelines.staging.store import MappedRow, RecordResult
+
+EnsureRelated = Callable[[str, list[str]], None]
+
+
+@dataclass
+class LoadOutcome:
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[FailureSample] = field(default_factory=list)
+    planned: list[PlannedChange] = field(default_factory=list)
+    #: (source_id, lookup_key) of every record that is now in Daktela (for auto-contacts).
+    landed: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, results: list[RecordResult]) -> None:
+        self.counts.update(r.outcome for r in results)
+        self.failures.extend(samples(results, 20 - len(self.failures)) if len(self.failures) < 20 else [])
+        self.landed.extend((r.source_id, r.lookup_key) for r in results
+                           if r.outcome in ("created", "updated", "unchanged") and r.lookup_key)
+
+
+class DaktelaLoader:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        entity: str,
+        run_id: str,
+        batch_id: str,
+        *,
+        dry_run: bool = False,
+        verify: bool = False,
+        ensure_related: EnsureRelated | None = None,
+        ledger_entity: str | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.entity = entity
+        self.ledger_entity = ledger_entity or entity
+        self.run_id = run_id
+        self.batch_id = batch_id
+        self.dry_run = dry_run
+        self.verify = verify
+        self.ensure_related = ensure_related
+        self.model = ctx.spec(entity).model
+        self.mapping = ctx.mapping(entity)
+        self.lookup = self.mapping.lookup_field
+        self.scanned = False
+
+    # -- public ------------------------------------------------------------------------------
+    def run(self) -> LoadOutcome:
+        outcome = LoadOutcome()
+        self._maybe_scan()
+        done = 0
+        for chunk in self.ctx.staging.iter_mapped(self.batch_id, self.ctx.settings.chunk_size, valid=True):
+            results = self.process(chunk, outcome)
+            outcome.add(results)
+            done += len(chunk)
+            self.ctx.log.info(
+                "%s: %d records processed (%s)", self.ledger_entity, done,
+                ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items())),
+            )
+        return outcome
+
+    def process(self, rows: list[MappedRow], outcome: LoadOutcome) -> list[RecordResult]:
+        """Diff and write one chunk; returns (and unless dry-run records) its results."""
+        results: list[RecordResult] = []
+        keys = [r.lookup_key or "" for r in rows]
+        known = {} if self.verify else self.ctx.staging.synced_hashes(self.ledger_entity, keys)
+        todo: list[MappedRow] = []
+        for row in rows:
+            memory = known.get(row.lookup_key or "")
+            if memory is not None and memory[0] == row.payload_hash:
+                results.append(RecordResult(row.source_id, "unchanged", row.lookup_key, memory[1],
+                                            row.payload_hash, remember=False))
+            else:
+                todo.append(row)
+        targets = self._targets([r.lookup_key for r in todo if r.lookup_key])
+        creates: list[tuple[MappedRow, WriteOp]] = []
+        updates: list[tuple[MappedRow, WriteOp]] = []
+        snapshot: list[tuple[str, str | None, dict[str, Any]]] = []
+        changed: dict[str, list[str]] = {}
+        for row in todo:
+            key = row.lookup_key or ""
+            payload = row.payload or {}
+            matches = targets.get(key, [])
+            if len(matches) > 1:
+                names = ", ".join(sorted(str(m.get("name")) for m in matches))
+                results.append(failed(row, ConflictError(
+                    f"{len(matches)} Daktela {self.model} match {self.lookup}={key!r}: {names}")))
+                continue
+            if not matches:
+                creates.append((row, WriteOp(key=row.source_id, model=self.model, action="create",
+                                             payload=payload, lookup_field=self.lookup)))
+                fields = tuple(FieldChange(p, None, v) for p, v in flatten(payload).items())
+                outcome.planned.append(PlannedChange(self.entity, row.source_id, key, "create", fields))  # type: ignore[arg-type]
+                continue
+            target = matches[0]
+            snapshot.append((key, str(target.get("name")), project(target, payload)))
+            changes = changed_fields(payload, target)
+            if not changes:
+                results.append(succeeded(row, "unchanged", target, "name"))
+                continue
+            outcome.planned.append(PlannedChange(self.entity, row.source_id, key, "update", tuple(changes)))  # type: ignore[arg-type]
+            changed[row.source_id] = [c.field for c in changes]
+            updates.append((row, WriteOp(key=row.source_id, model=self.model, action="update",
+                                         payload=update_body(payload, target, changes),
+                                         name=str(target.get("name")), lookup_field=self.lookup)))
+        if not self.dry_run:
+            if self.ensure_related is not None:
+                self._ensure_related([op for _, op in creates + updates])
+            results.extend(self._write(creates + updates))
+            with self.ctx.staging.session():
+                self.ctx.staging.save_snapshot(self.ledger_entity, self.run_id, snapshot)
+                self.ctx.staging.save_diffs(self.batch_id, self.run_id, self.ledger_entity, [
+                    (r.source_id, r.lookup_key, _action(r), changed.get(r.source_id, [])) for r in results
+                ])
+                self.ctx.staging.record_results(self.run_id, self.batch_id, self.ledger_entity, results)
+        else:
+            results.extend(RecordResult(row.source_id, "created" if op.action == "create" else "updated",
+                                        row.lookup_key) for row, op in creates + updates)
+        return results
+
+    # -- target state ----------------------------------------------------------------------------
+    def _maybe_scan(self) -> None:
+        """For a big first load, one paged scan beats thousands of ``in`` lookups."""
+        if self.lookup != "name" or self.dry_run:
+            return
+        unknown = self._count_unverified()
+        per_lookup = max(1, self.ctx.config.daktela.lookup_chunk_size)
+        if unknown <= 2 * per_lookup:
+            return
+        total = self.ctx.daktela.client.list(self.model, take=1, fields=["name"]).total
+        page = max(1, self.ctx.config.daktela.page_size)
+        if math.ceil(total / page) + 1 >= math.ceil(unknown / per_lookup):
+            return
+        self.ctx.log.info("%s: %d records to verify; scanning %d Daktela %s instead of lookups",
+                          self.entity, unknown, total, self.model)
+        chunk: list[tuple[str, str | None, dict[str, Any]]] = []
+        for record in self.ctx.daktela.iter_records(self.model):  # type: ignore[arg-type]
+            name = key_of(record.get("name"))
+            if name is None:
+                continue
+            chunk.append((name, name, record))
+            if len(chunk) >= 5000:
+                self.ctx.staging.save_snapshot(self.ledger_entity, self.run_id, chunk)
+                chunk = []
+        self.ctx.staging.save_snapshot(self.ledger_entity, self.run_id, chunk)
+        self.scanned = True
+
+    def _count_unverified(self) -> int:
+        with self.ctx.staging.connect() as con:
+            row = con.execute(
+                "SELECT count(*) FROM mapped_records m LEFT JOIN synced_state s "
+                "ON s.entity = ? AND s.lookup_key = m.lookup_key "
+                "WHERE m.batch_id = ? AND m.invalid_class IS NULL "
+                "AND (s.payload_hash IS NULL OR s.payload_hash <> m.payload_hash OR ?)",
+                [self.ledger_entity, self.batch_id, self.verify],
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _targets(self, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+        if not keys:
+            return {}
+        if self.scanned:
+            return {k: [v] for k, v in self.ctx.staging.snapshot_records(self.ledger_entity, keys, self.run_id).items()}
+        return self.ctx.daktela.get_by_field(self.model, self.lookup, keys)  # type: ignore[arg-type]
+
+    # -- writes -------------------------------------------------------------------------------------
+    def _ensure_related(self, ops: list[WriteOp]) -> None:
+        """Accounts referenced by these contacts but absent from Daktela are synced first (W8)."""
+        assert self.ensure_related is not None
+        for rule in self.mapping.mappings:
+            rel = rule.relation
+            if rel is None:
+                continue
+            related_mapping = self.ctx.config.sync.entities.get(rel.entity)
+            if related_mapping is None or related_mapping.mapping is None:
+                continue
+            if rel.resolve_to != related_mapping.mapping.lookup_field:
+                continue
+            keys = {key_of(op.payload.get(rule.cc_field)) for op in ops} - {None}
+            unknown = sorted(k for k in keys if k is not None and k not in self.ctx.staging.known_keys(rel.entity, [k]))
+            if not unknown:
+                continue
+            present = self.ctx.daktela.get_by_field(self.ctx.spec(rel.entity).model, rel.resolve_to, unknown)  # type: ignore[arg-type]
+            missing = [k for k in unknown if not present.get(k)]
+            source_ids = self.ctx.staging.source_ids_for_keys(rel.entity, missing)
+            if source_ids:
+                self.ctx.log.info("%s: syncing %d referenced %s records missing from Daktela first",
+                                  self.entity, len(source_ids), rel.entity)
+                self.ensure_related(rel.entity, sorted(source_ids.values()))
+
+    def _write(self, work: list[tuple[MappedRow, WriteOp]]) -> list[RecordResult]:
+        if not work:
+            return []
+        rows = {op.key: row for row, op in work}
+        results: list[RecordResult] = []
+        for result in self.ctx.daktela.apply_writes([op for _, op in work]):
+            row = rows[result.op.key]
+            if result.error is not None:
+                results.append(failed(row, result.error))
+            else:
+                outcome = "created" if result.op.action == "create" else "updated"
+                target = result.record or {"name": result.op.name or row.lookup_key}
+                results.append(succeeded(row, outcome, target, "name"))
+        return results
+
+
+def _action(result: RecordResult) -> str:
+    return {"created": "create", "updated": "update", "unchanged": "unchanged"}.get(result.outcome, "invalid")
+
+
+__all__ = ["DaktelaLoader", "ErrorClass", "LoadOutcome"]

@@ -1,0 +1,114 @@
+"""Map: raw records -> target payloads with lookup key and hash, quarantining bad records.
+
+A bad record (no id, a mapping error, no lookup key, a missing required field, a relation that
+points at nothing, a key another record also claims) is quarantined with a ``[code] reason``
+and fails alone; the blocking checks only stop a batch when the share of bad records says the
+*mapping* is broken rather than a few records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crmsync_pipelines.engine.compare import payload_hash
+from crmsync_pipelines.engine.context import EngineContext
+from crmsync_pipelines.engine.extract import INVALID_ID_PREFIX
+from crmsync_pipelines.engine.paths import key_of, read_path
+from crmsync_pipelines.engine.relations import RelationResolver
+from crmsync_pipelines.engine.reports import CheckOutcome, FailureSample
+from crmsync_pipelines.errors import ErrorClass, MappingError
+from crmsync_pipelines.staging.store import MappedRow, RecordResult
+
+CHECKS: tuple[tuple[str, str, str], ...] = (
+    ("lookup_key_present", "missing_key", "every record has a non-empty lookup key"),
+    ("lookup_key_unique", "duplicate_key", "no two records map to the same lookup key"),
+    ("required_fields_present", "required", "every record carries the fields the target requires"),
+)
+
+
+def _map_one(
+    ctx: EngineContext,
+    entity: str,
+    mapping: Any,
+    resolver: RelationResolver,
+    relations: dict[str, dict[str, str]],
+    source_id: str,
+    record: dict[str, Any],
+) -> MappedRow:
+    def invalid(code: str, reason: str, payload: dict[str, Any] | None = None, klass: str = "validation") -> MappedRow:
+        return MappedRow(source_id, None, payload, payload_hash(payload) if payload else None, klass,
+                         f"[{code}] {reason}")
+
+    if source_id.startswith(INVALID_ID_PREFIX):
+        return invalid("no_id", str(record.get("_error") or "the source record has no id"))
+    spec = ctx.spec(entity)
+    try:
+        payload = ctx.mapper.map(record, mapping, spec.direction, relations)
+    except MappingError as exc:
+        return invalid("mapping", str(exc))
+    key = key_of(read_path(payload, mapping.lookup_field))
+    if key is None:
+        return invalid("missing_key", f"lookup field {mapping.lookup_field!r} is empty", payload)
+    missing = [f for f in spec.required if key_of(read_path(payload, f)) is None]
+    if missing:
+        return MappedRow(source_id, key, payload, payload_hash(payload), "validation",
+                         f"[required] missing required field(s): {', '.join(missing)}")
+    dangling = resolver.unresolved(mapping, record, relations)
+    if dangling:
+        return MappedRow(source_id, key, payload, payload_hash(payload), "validation",
+                         f"[relation] {'; '.join(dangling)}")
+    return MappedRow(source_id, key, payload, payload_hash(payload), None, None)
+
+
+def map_batch(
+    ctx: EngineContext, entity: str, batch_id: str, run_id: str, *, record_invalid: bool = True
+) -> tuple[dict[str, int], list[CheckOutcome], list[FailureSample]]:
+    mapping = ctx.mapping(entity)
+    resolver = RelationResolver(ctx)
+    ctx.staging.clear_mapped(batch_id)
+    mapped = 0
+    for chunk in ctx.staging.iter_raw(batch_id, ctx.settings.chunk_size):
+        relations = resolver.resolve(mapping, (record for _, record in chunk))
+        rows = [_map_one(ctx, entity, mapping, resolver, relations, sid, rec) for sid, rec in chunk]
+        with ctx.staging.session():
+            ctx.staging.insert_mapped(batch_id, entity, rows)
+            ctx.staging.upsert_key_map(entity, [(r.source_id, r.lookup_key) for r in rows if r.lookup_key])
+        mapped += len(rows)
+        ctx.log.info("%s: mapped %d records", entity, mapped)
+    failures: list[FailureSample] = []
+    with ctx.staging.session():
+        ctx.staging.mark_duplicate_keys(batch_id)
+        quality = ctx.staging.mapped_quality(batch_id)
+        checks = _checks(ctx, batch_id, quality)
+        for bad in ctx.staging.iter_mapped(batch_id, ctx.settings.chunk_size, valid=False):
+            failures.extend(FailureSample(r.source_id, r.invalid_class or "", r.invalid_reason or "") for r in bad)
+            if record_invalid:
+                ctx.staging.record_results(run_id, batch_id, entity, [
+                    RecordResult(r.source_id, "failed", lookup_key=r.lookup_key, payload_hash=r.payload_hash,
+                                 error_class=r.invalid_class or ErrorClass.VALIDATION.value,
+                                 error_message=r.invalid_reason, payload=r.payload, note="map")
+                    for r in bad
+                ])
+        ctx.staging.finish_map(batch_id)
+    counts = {"mapped": quality["total"] - quality["invalid"], "invalid": quality["invalid"]}
+    return counts, checks, failures[:20]
+
+
+def _checks(ctx: EngineContext, batch_id: str, quality: dict[str, int]) -> list[CheckOutcome]:
+    total = quality["total"]
+    outcomes = []
+    for name, code, what in CHECKS:
+        bad = quality.get(code, 0)
+        share = 100.0 * bad / total if total else 0.0
+        systemic = total > 0 and (bad == total or (
+            bad >= ctx.settings.min_invalid_to_block and share > ctx.settings.max_invalid_percent))
+        sample = ctx.staging.invalid_reasons(batch_id, f"[{code}]", limit=5) if bad else []
+        outcomes.append(CheckOutcome(
+            name=name,
+            passed=not systemic,
+            description=(f"{what}: {bad} of {total} records quarantined ({share:.1f}%)" if bad
+                         else f"{what}: all {total} records pass"),
+            metadata={"quarantined": bad, "total": total, "percent": round(share, 2),
+                      "sample": [f"{sid}: {reason}" for sid, reason in sample]},
+        ))
+    return outcomes

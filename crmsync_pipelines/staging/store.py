@@ -1,0 +1,671 @@
+"""DuckDB staging: raw extracts, mapped payloads, target snapshots, diffs, ledger, dead letters.
+
+DuckDB allows one writing process per file, so every method opens a connection, does one short
+transaction and closes it again; no connection is ever held across an API call. A second
+process waits (with backoff) for the file and, past ``lock_timeout_s``, fails with a
+``StagingBusyError`` that says what is going on instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from crmsync_pipelines.errors import StagingBusyError
+
+_PROCESS_LOCKS: dict[str, threading.RLock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+SCHEMA_VERSION = "1"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON: the same payload always gives the same text (and so the same hash)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    batch_id: str
+    entity: str
+    kind: str
+    run_id: str
+    window_start: datetime | None
+    window_end: datetime | None
+    extracted: int
+
+
+@dataclass(frozen=True)
+class MappedRow:
+    source_id: str
+    lookup_key: str | None
+    payload: dict[str, Any] | None
+    payload_hash: str | None
+    invalid_class: str | None
+    invalid_reason: str | None
+
+
+@dataclass
+class RecordResult:
+    """The outcome of one record in one run, as written to the ledger."""
+
+    source_id: str
+    outcome: str
+    lookup_key: str | None = None
+    target_id: str | None = None
+    payload_hash: str | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    payload: dict[str, Any] | None = None
+    note: str | None = None
+    #: Whether ``synced_state`` should remember this payload as what the target holds.
+    remember: bool = True
+
+
+class StagingStore:
+    """The one DuckDB file the engine stages everything in."""
+
+    def __init__(self, path: str | Path, *, lock_timeout_s: float = 120.0, keep_batches: int = 5) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+        self.keep_batches = keep_batches
+        with _PROCESS_LOCKS_GUARD:
+            self._lock = _PROCESS_LOCKS.setdefault(str(self.path.resolve()), threading.RLock())
+        self._schema_ready = False
+        self._local = threading.local()
+
+    # -- connections -------------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Group several store calls that make no API call in between into one connection.
+
+        Opening the file costs tens of milliseconds, so DB-only sequences share a connection
+        and a transaction; callers must never call Daktela or the CRM inside a session.
+        """
+        if getattr(self._local, "con", None) is not None:
+            yield
+            return
+        with self.connect() as con:
+            self._local.con = con
+            try:
+                yield
+            finally:
+                self._local.con = None
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection inside one transaction; commits on success, rolls back on error."""
+        shared = getattr(self._local, "con", None)
+        if shared is not None:
+            yield shared
+            return
+        with self._lock:
+            con = self._open()
+            try:
+                if not self._schema_ready:
+                    self._ensure_schema(con)
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    yield con
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            finally:
+                con.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                # One thread per connection: opening is faster and the work is I/O-light.
+                return duckdb.connect(str(self.path), config={"threads": 1})
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StagingBusyError(
+                        f"staging file {self.path} is held by another process for more than "
+                        f"{self.lock_timeout_s:.0f}s; another crmsync run (or a notebook) is using it. "
+                        "Wait for it to finish or raise staging.lock_timeout_s."
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        ddl = resources.files("crmsync_pipelines.staging").joinpath("schema.sql").read_text(encoding="utf-8")
+        for statement in ddl.split(";"):
+            if statement.strip():
+                con.execute(statement)
+        con.execute(
+            "INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)", [SCHEMA_VERSION]
+        )
+        self._schema_ready = True
+
+    # -- batches and raw records -------------------------------------------------------------
+    def new_batch(
+        self, entity: str, kind: str, run_id: str, start: datetime | None, end: datetime | None
+    ) -> str:
+        batch_id = uuid.uuid4().hex
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO batches (batch_id, entity, kind, run_id, window_start, window_end, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [batch_id, entity, kind, run_id, start, end, _now()],
+            )
+        return batch_id
+
+    def insert_raw(self, batch_id: str, entity: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        if not rows:
+            return
+        frame = pd.DataFrame(
+            {
+                "batch_id": batch_id,
+                "entity": entity,
+                "source_id": [r[0] for r in rows],
+                "payload": [dumps(r[1]) for r in rows],
+                "extracted_at": _now(),
+            }
+        )
+        with self.connect() as con:
+            con.register("raw_frame", frame)
+            con.execute(
+                "INSERT INTO raw_records SELECT batch_id, entity, source_id, payload::JSON, extracted_at "
+                "FROM raw_frame"
+            )
+            con.unregister("raw_frame")
+
+    def finish_extract(self, batch_id: str, extracted: int) -> None:
+        with self.connect() as con:
+            con.execute("UPDATE batches SET extracted = ? WHERE batch_id = ?", [extracted, batch_id])
+
+    def latest_batch(self, entity: str, start: datetime | None, end: datetime | None) -> BatchInfo | None:
+        """The newest extract of exactly this window (``IS NOT DISTINCT FROM`` so open ends match)."""
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT batch_id, entity, kind, run_id, window_start, window_end, extracted FROM batches "
+                "WHERE entity = ? AND kind = 'window' AND window_start IS NOT DISTINCT FROM ? "
+                "AND window_end IS NOT DISTINCT FROM ? ORDER BY created_at DESC LIMIT 1",
+                [entity, start, end],
+            ).fetchone()
+        return BatchInfo(*row) if row else None
+
+    def get_batch(self, batch_id: str) -> BatchInfo | None:
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT batch_id, entity, kind, run_id, window_start, window_end, extracted FROM batches "
+                "WHERE batch_id = ?",
+                [batch_id],
+            ).fetchone()
+        return BatchInfo(*row) if row else None
+
+    def iter_raw(self, batch_id: str, chunk_size: int = 5000) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        """Raw records of a batch in chunks, by keyset on source_id (no connection held between chunks)."""
+        last = ""
+        while True:
+            with self.connect() as con:
+                rows = con.execute(
+                    "SELECT source_id, payload FROM raw_records WHERE batch_id = ? AND source_id > ? "
+                    "ORDER BY source_id LIMIT ?",
+                    [batch_id, last, chunk_size],
+                ).fetchall()
+            if not rows:
+                return
+            yield [(sid, json.loads(payload)) for sid, payload in rows]
+            last = rows[-1][0]
+            if len(rows) < chunk_size:
+                return
+
+    def latest_raw(self, entity: str, source_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The most recently extracted raw record per source id (used to resolve relations)."""
+        ids = sorted(set(source_ids))
+        if not ids:
+            return {}
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT r.source_id, r.payload FROM raw_records r JOIN batches b USING (batch_id) "
+                "WHERE r.entity = ? AND r.source_id IN (SELECT unnest(?::VARCHAR[])) "
+                "QUALIFY row_number() OVER (PARTITION BY r.source_id ORDER BY b.created_at DESC) = 1",
+                [entity, ids],
+            ).fetchall()
+        return {sid: json.loads(payload) for sid, payload in rows}
+
+    # -- mapped records ---------------------------------------------------------------------
+    def clear_mapped(self, batch_id: str) -> None:
+        with self.connect() as con:
+            con.execute("DELETE FROM mapped_records WHERE batch_id = ?", [batch_id])
+
+    def insert_mapped(self, batch_id: str, entity: str, rows: Sequence[MappedRow]) -> None:
+        if not rows:
+            return
+        frame = pd.DataFrame(
+            {
+                "batch_id": batch_id,
+                "entity": entity,
+                "source_id": [r.source_id for r in rows],
+                "lookup_key": [r.lookup_key for r in rows],
+                "payload": [dumps(r.payload) if r.payload is not None else None for r in rows],
+                "payload_hash": [r.payload_hash for r in rows],
+                "invalid_class": [r.invalid_class for r in rows],
+                "invalid_reason": [r.invalid_reason for r in rows],
+            }
+        )
+        with self.connect() as con:
+            con.register("mapped_frame", frame)
+            con.execute(
+                "INSERT INTO mapped_records SELECT batch_id, entity, source_id, lookup_key, payload::JSON, "
+                "payload_hash, invalid_class, invalid_reason FROM mapped_frame"
+            )
+            con.unregister("mapped_frame")
+
+    def finish_map(self, batch_id: str) -> None:
+        with self.connect() as con:
+            con.execute("UPDATE batches SET mapped_at = ? WHERE batch_id = ?", [_now(), batch_id])
+
+    def is_mapped(self, batch_id: str) -> bool:
+        with self.connect() as con:
+            row = con.execute("SELECT mapped_at FROM batches WHERE batch_id = ?", [batch_id]).fetchone()
+        return bool(row and row[0] is not None)
+
+    def mark_duplicate_keys(self, batch_id: str) -> int:
+        """Quarantine every row whose lookup key another row of the batch also produces (a conflict)."""
+        with self.connect() as con:
+            con.execute(
+                "UPDATE mapped_records AS m SET invalid_class = 'conflict', invalid_reason = "
+                "'[duplicate_key] lookup key ' || m.lookup_key || ' is produced by source records ' || d.ids "
+                "FROM (SELECT lookup_key, string_agg(source_id, ', ' ORDER BY source_id) AS ids "
+                "      FROM mapped_records WHERE batch_id = ? AND invalid_class IS NULL "
+                "      GROUP BY lookup_key HAVING count(*) > 1) AS d "
+                "WHERE m.batch_id = ? AND m.invalid_class IS NULL AND m.lookup_key = d.lookup_key",
+                [batch_id, batch_id],
+            )
+            row = con.execute(
+                "SELECT count(*) FROM mapped_records WHERE batch_id = ? AND invalid_reason LIKE '[duplicate_key]%'",
+                [batch_id],
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def mapped_quality(self, batch_id: str) -> dict[str, int]:
+        """Row counts per quarantine code (``[code] reason``), computed in SQL over the whole batch."""
+        with self.connect() as con:
+            total_row = con.execute(
+                "SELECT count(*), count(invalid_class) FROM mapped_records WHERE batch_id = ?", [batch_id]
+            ).fetchone()
+            by_code = con.execute(
+                "SELECT regexp_extract(invalid_reason, '^\\[(\\w+)\\]', 1) AS code, count(*) "
+                "FROM mapped_records WHERE batch_id = ? AND invalid_class IS NOT NULL GROUP BY 1",
+                [batch_id],
+            ).fetchall()
+        total, invalid = total_row if total_row else (0, 0)
+        counts = {"total": int(total), "invalid": int(invalid)}
+        for code, count in by_code:
+            counts[str(code or "other")] = int(count)
+        return counts
+
+    def batch_source_ids(self, batch_id: str, source_ids: Iterable[str]) -> set[str]:
+        """Which of these source ids are part of the batch."""
+        wanted = sorted(set(source_ids))
+        if not wanted:
+            return set()
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT DISTINCT source_id FROM raw_records WHERE batch_id = ? "
+                "AND source_id IN (SELECT unnest(?::VARCHAR[]))",
+                [batch_id, wanted],
+            ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def invalid_reasons(self, batch_id: str, reason_prefix: str, limit: int = 10) -> list[tuple[str, str]]:
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT source_id, invalid_reason FROM mapped_records WHERE batch_id = ? "
+                "AND invalid_reason LIKE ? ORDER BY source_id LIMIT ?",
+                [batch_id, reason_prefix + "%", limit],
+            ).fetchall()
+        return [(str(a), str(b)) for a, b in rows]
+
+    def iter_mapped(
+        self, batch_id: str, chunk_size: int = 2000, *, valid: bool | None = None
+    ) -> Iterator[list[MappedRow]]:
+        """Mapped rows in chunks; ``valid=True`` only loadable rows, ``False`` only quarantined ones."""
+        last = ""
+        condition = {None: "", True: " AND invalid_class IS NULL", False: " AND invalid_class IS NOT NULL"}[valid]
+        while True:
+            with self.connect() as con:
+                rows = con.execute(
+                    "SELECT source_id, lookup_key, payload, payload_hash, invalid_class, invalid_reason "
+                    f"FROM mapped_records WHERE batch_id = ? AND source_id > ?{condition} "
+                    "ORDER BY source_id LIMIT ?",
+                    [batch_id, last, chunk_size],
+                ).fetchall()
+            if not rows:
+                return
+            yield [
+                MappedRow(sid, key, json.loads(payload) if payload is not None else None, h, ic, ir)
+                for sid, key, payload, h, ic, ir in rows
+            ]
+            last = rows[-1][0]
+            if len(rows) < chunk_size:
+                return
+
+    # -- key map (relations) ---------------------------------------------------------------
+    def upsert_key_map(self, entity: str, pairs: Sequence[tuple[str, str]]) -> None:
+        unique = dict(pairs)
+        if not unique:
+            return
+        frame = pd.DataFrame(
+            {"entity": entity, "source_id": list(unique), "lookup_key": list(unique.values()), "updated_at": _now()}
+        )
+        with self.connect() as con:
+            con.register("key_frame", frame)
+            con.execute(
+                "INSERT OR REPLACE INTO key_map SELECT entity, source_id, lookup_key, updated_at FROM key_frame"
+            )
+            con.unregister("key_frame")
+
+    def source_ids_for_keys(self, entity: str, keys: Iterable[str]) -> dict[str, str]:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT lookup_key, source_id FROM key_map WHERE entity = ? "
+                "AND lookup_key IN (SELECT unnest(?::VARCHAR[]))",
+                [entity, wanted],
+            ).fetchall()
+        return {str(k): str(s) for k, s in rows}
+
+    # -- synced state (change detection memory) -----------------------------------------------
+    def synced_hashes(self, entity: str, keys: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        wanted = sorted({k for k in keys if k})
+        if not wanted:
+            return {}
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT lookup_key, payload_hash, target_id FROM synced_state WHERE entity = ? "
+                "AND lookup_key IN (SELECT unnest(?::VARCHAR[]))",
+                [entity, wanted],
+            ).fetchall()
+        return {str(k): (str(h), t) for k, h, t in rows}
+
+    def known_keys(self, entity: str, keys: Iterable[str]) -> set[str]:
+        return set(self.synced_hashes(entity, keys))
+
+    def save_snapshot(self, entity: str, run_id: str, rows: Sequence[tuple[str, str | None, dict[str, Any]]]) -> None:
+        unique = {key: (tid, payload) for key, tid, payload in rows}
+        if not unique:
+            return
+        frame = pd.DataFrame(
+            {
+                "entity": entity,
+                "lookup_key": list(unique),
+                "target_id": [v[0] for v in unique.values()],
+                "payload": [dumps(v[1]) for v in unique.values()],
+                "fetched_at": _now(),
+                "run_id": run_id,
+            }
+        )
+        with self.connect() as con:
+            con.register("snap_frame", frame)
+            con.execute(
+                "INSERT OR REPLACE INTO target_snapshot SELECT entity, lookup_key, target_id, payload::JSON, "
+                "fetched_at, run_id FROM snap_frame"
+            )
+            con.unregister("snap_frame")
+
+    def snapshot_records(self, entity: str, keys: Iterable[str], run_id: str) -> dict[str, dict[str, Any]]:
+        """Target records staged by this run's scan, by lookup key."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT lookup_key, payload FROM target_snapshot WHERE entity = ? AND run_id = ? "
+                "AND lookup_key IN (SELECT unnest(?::VARCHAR[]))",
+                [entity, run_id, wanted],
+            ).fetchall()
+        return {str(k): json.loads(p) for k, p in rows}
+
+    def save_diffs(
+        self, batch_id: str, run_id: str, entity: str, rows: Sequence[tuple[str, str | None, str, list[str]]]
+    ) -> None:
+        if not rows:
+            return
+        frame = pd.DataFrame(
+            {
+                "batch_id": batch_id,
+                "run_id": run_id,
+                "entity": entity,
+                "source_id": [r[0] for r in rows],
+                "lookup_key": [r[1] for r in rows],
+                "action": [r[2] for r in rows],
+                "changed_fields": [dumps(r[3]) for r in rows],
+                "decided_at": _now(),
+            }
+        )
+        with self.connect() as con:
+            con.register("diff_frame", frame)
+            con.execute(
+                "DELETE FROM diffs WHERE batch_id = ? AND source_id IN (SELECT source_id FROM diff_frame)",
+                [batch_id],
+            )
+            con.execute(
+                "INSERT INTO diffs SELECT batch_id, run_id, entity, source_id, lookup_key, action, "
+                "changed_fields::JSON, decided_at FROM diff_frame"
+            )
+            con.unregister("diff_frame")
+
+    # -- ledger and failed records --------------------------------------------------------------
+    def record_results(self, run_id: str, batch_id: str | None, entity: str, results: Sequence[RecordResult]) -> None:
+        """Ledger rows, synced-state memory and dead letters for a chunk of results, in one transaction."""
+        if not results:
+            return
+        now = _now()
+        ledger = pd.DataFrame(
+            {
+                "run_id": run_id,
+                "batch_id": batch_id,
+                "entity": entity,
+                "source_id": [r.source_id for r in results],
+                "target_id": [r.target_id for r in results],
+                "lookup_key": [r.lookup_key for r in results],
+                "outcome": [r.outcome for r in results],
+                "error_class": [r.error_class for r in results],
+                "error_message": [r.error_message for r in results],
+                "payload_hash": [r.payload_hash for r in results],
+                "note": [r.note for r in results],
+                "recorded_at": now,
+            }
+        )
+        ok = [r for r in results if r.outcome in ("created", "updated", "unchanged")]
+        remembered = {
+            r.lookup_key: r for r in ok if r.remember and r.lookup_key and r.payload_hash is not None
+        }
+        failed = {r.source_id: r for r in results if r.outcome == "failed"}
+        with self.connect() as con:
+            con.register("ledger_frame", ledger)
+            con.execute("INSERT INTO ledger SELECT * FROM ledger_frame")
+            con.unregister("ledger_frame")
+            if remembered:
+                state = pd.DataFrame(
+                    {
+                        "entity": entity,
+                        "lookup_key": list(remembered),
+                        "source_id": [r.source_id for r in remembered.values()],
+                        "target_id": [r.target_id for r in remembered.values()],
+                        "payload_hash": [r.payload_hash for r in remembered.values()],
+                        "synced_at": now,
+                        "run_id": run_id,
+                    }
+                )
+                con.register("state_frame", state)
+                con.execute("INSERT OR REPLACE INTO synced_state SELECT * FROM state_frame")
+                con.unregister("state_frame")
+            succeeded = sorted({r.source_id for r in ok} - set(failed))
+            if succeeded:
+                con.execute(
+                    "DELETE FROM failed_records WHERE entity = ? AND source_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [entity, succeeded],
+                )
+            if failed:
+                dead = pd.DataFrame(
+                    {
+                        "entity": entity,
+                        "source_id": list(failed),
+                        "lookup_key": [r.lookup_key for r in failed.values()],
+                        "error_class": [r.error_class or "transient" for r in failed.values()],
+                        "error_message": [r.error_message for r in failed.values()],
+                        "attempts": 1,
+                        "first_failed_at": now,
+                        "last_failed_at": now,
+                        "last_run_id": run_id,
+                        "payload": [dumps(r.payload) if r.payload is not None else None for r in failed.values()],
+                        "payload_hash": [r.payload_hash for r in failed.values()],
+                    }
+                )
+                con.register("dead_frame", dead)
+                con.execute(
+                    "INSERT INTO failed_records SELECT entity, source_id, lookup_key, error_class, error_message, "
+                    "attempts, first_failed_at, last_failed_at, last_run_id, payload::JSON, payload_hash "
+                    "FROM dead_frame ON CONFLICT (entity, source_id) DO UPDATE SET "
+                    "lookup_key = excluded.lookup_key, error_class = excluded.error_class, "
+                    "error_message = excluded.error_message, attempts = failed_records.attempts + 1, "
+                    "last_failed_at = excluded.last_failed_at, last_run_id = excluded.last_run_id, "
+                    "payload = excluded.payload, payload_hash = excluded.payload_hash"
+                )
+                con.unregister("dead_frame")
+
+    def failed_records(self, entity: str | None = None) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            cursor = con.execute(
+                "SELECT entity, source_id, lookup_key, error_class, error_message, attempts, first_failed_at, "
+                "last_failed_at, last_run_id, payload_hash FROM failed_records "
+                "WHERE ? IS NULL OR entity = ? ORDER BY entity, source_id",
+                [entity, entity],
+            )
+            columns = [d[0] for d in cursor.description or []]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def failed_ids(self, entity: str, classes: Sequence[str] | None = None, limit: int = 100_000) -> list[str]:
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT source_id FROM failed_records WHERE entity = ? "
+                "AND (? IS NULL OR list_contains(?::VARCHAR[], error_class)) ORDER BY last_failed_at LIMIT ?",
+                [entity, None if classes is None else "x", list(classes or []), limit],
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def failed_hashes(self, entity: str, source_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """(error_class, payload_hash) of dead letters, to skip validation failures whose data did not change."""
+        ids = sorted(set(source_ids))
+        if not ids:
+            return {}
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT source_id, error_class, payload_hash FROM failed_records WHERE entity = ? "
+                "AND source_id IN (SELECT unnest(?::VARCHAR[]))",
+                [entity, ids],
+            ).fetchall()
+        return {str(s): (str(c), h) for s, c, h in rows}
+
+    def ledger_summary(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT entity, outcome, count(*) FROM ledger WHERE ? IS NULL OR run_id = ? "
+                "GROUP BY 1, 2 ORDER BY 1, 2",
+                [run_id, run_id],
+            ).fetchall()
+        return [{"entity": e, "outcome": o, "count": int(c)} for e, o, c in rows]
+
+    def ledger_rows(self, run_id: str | None = None, entity: str | None = None) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            cursor = con.execute(
+                "SELECT * FROM ledger WHERE (? IS NULL OR run_id = ?) AND (? IS NULL OR entity = ?) "
+                "ORDER BY recorded_at, entity, source_id",
+                [run_id, run_id, entity, entity],
+            )
+            columns = [d[0] for d in cursor.description or []]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- unsettled activities --------------------------------------------------------------------
+    def mark_unsettled(self, rows: Sequence[tuple[str, str]]) -> None:
+        unique = dict(rows)
+        if not unique:
+            return
+        now = _now()
+        frame = pd.DataFrame({"name": list(unique), "activity_type": list(unique.values()), "seen_at": now})
+        with self.connect() as con:
+            con.register("unsettled_frame", frame)
+            con.execute(
+                "INSERT INTO unsettled_activities SELECT name, activity_type, seen_at, seen_at FROM unsettled_frame "
+                "ON CONFLICT (name) DO UPDATE SET last_checked_at = excluded.last_checked_at"
+            )
+            con.unregister("unsettled_frame")
+
+    def clear_unsettled(self, names: Iterable[str]) -> None:
+        wanted = sorted(set(names))
+        if not wanted:
+            return
+        with self.connect() as con:
+            con.execute(
+                "DELETE FROM unsettled_activities WHERE name IN (SELECT unnest(?::VARCHAR[]))", [wanted]
+            )
+
+    def unsettled(self, limit: int = 5000) -> list[tuple[str, str]]:
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT name, activity_type FROM unsettled_activities ORDER BY first_seen_at LIMIT ?", [limit]
+            ).fetchall()
+        return [(str(n), str(t)) for n, t in rows]
+
+    # -- maintenance -------------------------------------------------------------------------------
+    def finish_load(self, batch_id: str) -> None:
+        with self.connect() as con:
+            con.execute("UPDATE batches SET loaded_at = ? WHERE batch_id = ?", [_now(), batch_id])
+
+    def prune(self, entity: str) -> None:
+        """Drop raw/mapped rows of old batches; the ledger and dead letters are kept."""
+        with self.connect() as con:
+            old = con.execute(
+                "SELECT batch_id FROM batches WHERE entity = ? ORDER BY created_at DESC OFFSET ?",
+                [entity, self.keep_batches],
+            ).fetchall()
+            ids = [r[0] for r in old]
+            if ids:
+                for table in ("raw_records", "mapped_records", "diffs"):
+                    con.execute(
+                        f"DELETE FROM {table} WHERE batch_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
+                    )
+
+    def reset_state(self, entity: str | None = None) -> None:
+        """Forget change-detection memory so the next run re-reads and verifies every target record."""
+        with self.connect() as con:
+            for table in ("synced_state", "target_snapshot"):
+                con.execute(f"DELETE FROM {table} WHERE ? IS NULL OR entity = ?", [entity, entity])
+            if entity in (None, "activity"):
+                con.execute("DELETE FROM unsettled_activities")
+
+    def table_counts(self) -> dict[str, int]:
+        tables = (
+            "batches", "raw_records", "mapped_records", "key_map", "target_snapshot", "diffs",
+            "synced_state", "ledger", "failed_records", "unsettled_activities",
+        )
+        with self.connect() as con:
+            return {t: int((con.execute(f"SELECT count(*) FROM {t}").fetchone() or (0,))[0]) for t in tables}
