@@ -100,9 +100,7 @@ class AutoContactCreator:
         if not self.dry_run and skipped:
             self.ctx.staging.record_results(self.run_id, self.batch_id, LEDGER_ENTITY, skipped)
         loader = DaktelaLoader(self.ctx, "contact", self.run_id, self.batch_id, dry_run=self.dry_run,
-                               verify=self.verify, ledger_entity=LEDGER_ENTITY)
-        loader.mapping = self.mapping
-        loader.lookup = self.mapping.lookup_field
+                               verify=self.verify, ledger_entity=LEDGER_ENTITY, mapping=self.mapping)
         return skipped + (loader.process(rows, outcome) if rows else [])
 
     def _drop_existing_duplicates(self, rows: list[MappedRow], skipped: list[RecordResult]) -> list[MappedRow]:

@@ -101,7 +101,7 @@ class SyncEngine:
         return report
 
     def load(self, entity: Entity, window: Window, run_id: str, *, verify: bool = False) -> StageReport:
-        with self._stage(entity, "load", window, run_id) as report:
+        with self._stage(entity, "load", window, run_id) as report, self.staging.entity_lock(entity):
             batch = self._batch(entity, window)
             if not self.staging.is_mapped(batch):
                 map_batch(self.ctx, entity, batch, run_id)
@@ -152,7 +152,7 @@ class SyncEngine:
     def sync_ids(self, entity: Entity, ids: list[str], run_id: str) -> StageReport:
         """Exactly these records (webhooks, retries), through the same map, diff and ledger."""
         window = Window(None, None)
-        with self._stage(entity, "webhook", window, run_id) as report:
+        with self._stage(entity, "webhook", window, run_id) as report, self.staging.entity_lock(entity):
             self._sync_ids_into(entity, ids, run_id, report)
             report.checks.append(_no_failures_check(report))
         return report
@@ -162,7 +162,7 @@ class SyncEngine:
         for name in [entity] if entity else self.enabled_entities():
             ids = self.staging.failed_ids(name)
             window = Window(None, None)
-            with self._stage(name, "retry", window, run_id) as report:
+            with self._stage(name, "retry", window, run_id) as report, self.staging.entity_lock(name):
                 report.counts["queued"] = len(ids)
                 if ids:
                     self._sync_ids_into(name, ids, run_id, report)

@@ -55,6 +55,7 @@ class DaktelaLoader:
         verify: bool = False,
         ensure_related: EnsureRelated | None = None,
         ledger_entity: str | None = None,
+        mapping: Any = None,
     ) -> None:
         self.ctx = ctx
         self.entity = entity
@@ -65,7 +66,7 @@ class DaktelaLoader:
         self.verify = verify
         self.ensure_related = ensure_related
         self.model = ctx.spec(entity).model
-        self.mapping = ctx.mapping(entity)
+        self.mapping = mapping if mapping is not None else ctx.mapping(entity)
         self.lookup = self.mapping.lookup_field
         self.scanned = False
 

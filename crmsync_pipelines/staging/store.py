@@ -8,7 +8,9 @@ process waits (with backoff) for the file and, past ``lock_timeout_s``, fails wi
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 import time
 import uuid
@@ -158,6 +160,40 @@ class StagingStore:
             "INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)", [SCHEMA_VERSION]
         )
         self._schema_ready = True
+
+    @contextmanager
+    def entity_lock(self, entity: str) -> Iterator[None]:
+        """Serialise loads of one entity across processes, so two runs never race on the same creates.
+
+        A lock file next to the DuckDB file, held with ``flock`` for the whole load stage (the DuckDB
+        file itself is only held for short transactions). The second run waits up to
+        ``lock_timeout_s`` and then fails with a message that says which run to wait for.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(f"{self.path.name}.{entity}.lock")
+        deadline = time.monotonic() + self.lock_timeout_s
+        with open(lock_path, "a+") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        handle.seek(0)
+                        holder = handle.read().strip() or "another process"
+                        raise StagingBusyError(
+                            f"another crmsync run ({holder}) is loading {entity} records; waited "
+                            f"{self.lock_timeout_s:.0f}s. Let it finish (or raise staging.lock_timeout_s)."
+                        ) from None
+                    time.sleep(0.1)
+            try:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()}")
+                handle.flush()
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     # -- batches and raw records -------------------------------------------------------------
     def new_batch(
