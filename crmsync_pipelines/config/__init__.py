@@ -1,28 +1,40 @@
-"""Loading and validating ``sync.yaml``."""
+"""Loading and validating ``sync.yaml`` (see ``docs/configuration.md``)."""
 
+from crmsync_pipelines.config.interpolation import interpolate, interpolate_string
+from crmsync_pipelines.config.loader import SUPPORTED_DIRECTIONS, load_config, load_raw_config
+from crmsync_pipelines.config.masking import mask_secret
 from crmsync_pipelines.config.models import (
     ActivityType,
     AutoCreateContact,
     CrmSection,
+    CustomEntity,
     DaktelaSection,
     Direction,
     EntityConfig,
+    PartitionsSection,
+    StagingSection,
     SyncConfig,
+    SyncSection,
+    WebhookSection,
 )
 
 __all__ = [
+    "SUPPORTED_DIRECTIONS",
     "ActivityType",
     "AutoCreateContact",
     "CrmSection",
+    "CustomEntity",
     "DaktelaSection",
     "Direction",
     "EntityConfig",
+    "PartitionsSection",
+    "StagingSection",
     "SyncConfig",
+    "SyncSection",
+    "WebhookSection",
+    "interpolate",
+    "interpolate_string",
     "load_config",
+    "load_raw_config",
+    "mask_secret",
 ]
-
-
-def load_config(path: "str | object") -> SyncConfig:  # replaced by the loader module
-    from crmsync_pipelines.config.loader import load_config as _load
-
-    return _load(path)  # type: ignore[arg-type]

@@ -15,8 +15,9 @@ from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Direction(StrEnum):
@@ -38,7 +39,28 @@ class ActivityType(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Numbers become strings where a string is expected: YAML reads an all-digit token or
+    # database name as an int, and the PHP SDK cast them to strings.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+def _empty_is_none(value: Any) -> Any:
+    """``mapping_file: ""`` means "no mapping" in the PHP SDK's files."""
+    return None if isinstance(value, str) and value.strip() == "" else value
+
+
+def _not_from_yaml(value: Any) -> Any:
+    """``mapping`` holds the loaded Mapping object; a file must name it through ``mapping_file``."""
+    if isinstance(value, (str, dict, list)):
+        raise ValueError("'mapping' is filled in by the loader; set mapping_file instead")
+    return value
+
+
+def _scalar_to_list(value: Any) -> Any:
+    """A single field name where a list is expected (the PHP SDK wrapped it, so do we)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
 
 
 class DaktelaSection(_Strict):
@@ -54,6 +76,26 @@ class DaktelaSection(_Strict):
     page_size: int = 1000
     lookup_chunk_size: int = 200
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (KeyError, ValueError, OSError):
+                raise ValueError(
+                    f"unknown time zone {value!r} (use an IANA name like Europe/Prague)"
+                ) from None
+        return value
+
+    @field_validator("instance_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("instance_url must start with https:// (or http:// for a local simulator)")
+        return value.rstrip("/")
+
 
 class AutoCreateContact(_Strict):
     mapping_file: Path | None = None
@@ -62,6 +104,10 @@ class AutoCreateContact(_Strict):
     skip_if_exists_mode: Literal["all", "any"] = "all"
     # The loaded mapping (filled by the loader).
     mapping: Any = Field(default=None, exclude=True)
+
+    _no_empty_mapping_file = field_validator("mapping_file", mode="before")(_empty_is_none)
+    _loaded_mapping_only = field_validator("mapping", mode="before")(_not_from_yaml)
+    _lists = field_validator("skip_if_empty", "skip_if_exists", mode="before")(_scalar_to_list)
 
 
 class EntityConfig(_Strict):
@@ -77,6 +123,19 @@ class EntityConfig(_Strict):
     # The loaded mapping (filled by the loader).
     mapping: Any = Field(default=None, exclude=True)
 
+    _no_empty_mapping_file = field_validator("mapping_file", mode="before")(_empty_is_none)
+    _loaded_mapping_only = field_validator("mapping", mode="before")(_not_from_yaml)
+
+    @field_validator("activity_types", mode="before")
+    @classmethod
+    def _listed_types(cls, value: Any) -> Any:
+        return _scalar_to_list(value)
+
+    @field_validator("activity_types")
+    @classmethod
+    def _no_duplicate_types(cls, value: list[ActivityType]) -> list[ActivityType]:
+        return list(dict.fromkeys(value))
+
 
 class CustomEntity(_Strict):
     name: str
@@ -87,11 +146,23 @@ class CustomEntity(_Strict):
     enabled: bool = False
     mapping: Any = Field(default=None, exclude=True)
 
+    _no_empty_mapping_file = field_validator("mapping_file", mode="before")(_empty_is_none)
+    _loaded_mapping_only = field_validator("mapping", mode="before")(_not_from_yaml)
+
 
 class SyncSection(_Strict):
     batch_size: int = Field(default=100, ge=1, le=1000)
     entities: dict[Literal["account", "contact", "activity"], EntityConfig] = Field(default_factory=dict)
     custom_entities: list[CustomEntity] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_custom_names(self) -> SyncSection:
+        seen: set[str] = set()
+        for entry in self.custom_entities:
+            if entry.name in seen:
+                raise ValueError(f"duplicate custom entity name {entry.name!r}")
+            seen.add(entry.name)
+        return self
 
 
 class WebhookSection(_Strict):
@@ -132,6 +203,13 @@ class SyncConfig(_Strict):
     webhook: WebhookSection = Field(default_factory=WebhookSection)
     staging: StagingSection = Field(default_factory=StagingSection)
     partitions: PartitionsSection = Field(default_factory=PartitionsSection)
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """A path from the config, relative to the directory of ``sync.yaml`` (for adapters' own keys)."""
+        path = Path(value).expanduser()
+        if path.is_absolute() or self.source_path is None:
+            return path
+        return (self.source_path.parent / path).resolve()
 
     def entity(self, name: str) -> EntityConfig | None:
         """The config of an entity when it exists and is enabled."""

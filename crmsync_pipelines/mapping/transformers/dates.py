@@ -1,0 +1,102 @@
+"""The ``date_format`` transformer.
+
+Fixes the PHP SDK's date pitfalls (W25): zones are explicit (``from_tz`` for values that
+carry no offset, default UTC; ``to_tz`` to convert before rendering), a value without a
+time part is midnight rather than the current time of day, relative words such as ``now``
+are rejected, and an unparseable value is an error instead of passing through unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, tzinfo
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from crmsync_pipelines.mapping.transformers.params import (
+    CompiledTransformer,
+    TransformerParamError,
+    check_keys,
+    get_str,
+)
+from crmsync_pipelines.mapping.transformers.phpdate import PhpDateParser, compile_parser, compile_renderer
+
+if TYPE_CHECKING:
+    from crmsync_pipelines.mapping.transformers.registry import TransformerRegistry
+
+#: Unambiguous human formats tried after ``from`` and ISO-8601 (day-first Czech style included;
+#: US month-first ``m/d/Y`` is deliberately absent because it is ambiguous with ``d/m/Y``).
+_FALLBACK_FORMATS = (
+    "F j, Y", "M j, Y", "j F Y", "j M Y", "F j, Y G:i", "F j, Y G:i:s",
+    "j. n. Y", "j.n.Y", "j. n. Y G:i", "j.n.Y G:i", "j.n.Y G:i:s", "j. n. Y G:i:s",
+    "Y/m/d", "Y/m/d G:i", "Y/m/d G:i:s", "D, d M Y H:i:s O", "D, j M Y H:i:s O",
+)  # fmt: skip
+_FALLBACK_PARSERS = tuple(compile_parser(fmt) for fmt in _FALLBACK_FORMATS)
+
+
+def _zone(params: dict[str, Any], key: str) -> tzinfo | None:
+    if key not in params or params[key] in (None, ""):
+        return None
+    name = get_str(params, key)
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):
+        raise TransformerParamError(f"unknown time zone {name!r} (use an IANA name like Europe/Prague)", key) from None
+
+
+def _parse_text(text: str, parser: PhpDateParser) -> datetime | None:
+    parsed = parser.parse(text)
+    if parsed is not None:
+        return parsed
+    stripped = text.strip()
+    try:
+        return datetime.fromisoformat(stripped[:-1] + "+00:00" if stripped.endswith("Z") else stripped)
+    except ValueError:
+        pass
+    for fallback in _FALLBACK_PARSERS:
+        parsed = fallback.parse(stripped)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def date_format(params: dict[str, Any], registry: TransformerRegistry) -> CompiledTransformer:
+    check_keys(params, ("from", "to", "from_tz", "to_tz"))
+    source_format = get_str(params, "from", "Y-m-d H:i:s", allow_empty=False)
+    target_format = get_str(params, "to", "Y-m-d", allow_empty=False)
+    try:
+        parser = compile_parser(source_format)
+    except ValueError as exc:
+        raise TransformerParamError(str(exc), "from") from None
+    try:
+        render = compile_renderer(target_format)
+    except ValueError as exc:
+        raise TransformerParamError(str(exc), "to") from None
+    from_zone = _zone(params, "from_tz") or UTC
+    to_zone = _zone(params, "to_tz")
+    epoch_input = source_format == "U"
+
+    def run(value: Any) -> Any:
+        if value is None or value == "":
+            return value
+        moment: datetime | None
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, date):
+            moment = datetime(value.year, value.month, value.day)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and epoch_input:
+            moment = datetime.fromtimestamp(value, UTC)
+        elif isinstance(value, str):
+            moment = _parse_text(value, parser)
+            if moment is None:
+                raise ValueError(f"cannot parse {value[:40]!r} as a date (format {source_format!r} or ISO-8601)")
+        else:
+            raise ValueError(f"expected a date string, got {type(value).__name__}")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=from_zone)
+        if to_zone is not None:
+            moment = moment.astimezone(to_zone)
+        return render(moment)
+
+    return run
