@@ -1,0 +1,86 @@
+"""``crmsync simulator``: run the bundled Daktela V6 simulator in the foreground.
+
+Used by ``make demo``/``make dev`` and benchmarks that need an out-of-process instance; the
+``/_sim`` control API then adjusts faults and latency at runtime.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from crmsync_pipelines.simulator import Fault, SimulatorConfig, run_simulator
+
+
+def _parse_faults(specs: tuple[str, ...]) -> list[Fault]:
+    faults = []
+    for spec in specs:
+        try:
+            faults.append(Fault.parse(spec))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fault") from None
+    return faults
+
+
+@click.command("simulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep it loopback).")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port; 0 picks a free one.")
+@click.option("--seed", default="demo", show_default=True, help="Demo data seed; 'none' for an empty instance.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="SQLite file; state survives restarts. Default: in memory.")
+@click.option("--token", default="sim-token", show_default=True, help="The valid static access token.")
+@click.option("--timezone", default="Europe/Prague", show_default=True, help="Instance time zone.")
+@click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added to every API request.")
+@click.option("--rate-limit", default=None, type=int, help="Requests allowed per window, then 429.")
+@click.option("--rate-window-s", default=1.0, show_default=True, type=float, help="Rate-limit window.")
+@click.option("--take-max-mode", type=click.Choice(["clamp", "error"]), default="clamp", show_default=True)
+@click.option("--default-take", default=100, show_default=True, type=int)
+@click.option("--locale", type=click.Choice(["en", "cs"]), default="en", show_default=True)
+@click.option("--custom-fields-put", type=click.Choice(["merge", "replace"]), default="merge", show_default=True)
+@click.option("--reject-activity-date-filters", is_flag=True, help="Answer 400 to date filters on activities*.")
+@click.option("--fault", "faults", multiple=True, help="ROUTE=WHAT[xTIMES], e.g. 'POST /api/v6/contacts.json=500x2'.")
+@click.option("--webhook-url", default=None, help="POST activity events here.")
+@click.option("--webhook-secret", default=None, help="Sent as X-Webhook-Secret.")
+@click.option("--webhook-format", type=click.Choice(["json", "form"]), default="json", show_default=True)
+def simulator(
+    host: str, port: int, seed: str, db_path: Path | None, token: str, timezone: str, latency_ms: float,
+    rate_limit: int | None, rate_window_s: float, take_max_mode: str, default_take: int, locale: str,
+    custom_fields_put: str, reject_activity_date_filters: bool, faults: tuple[str, ...],
+    webhook_url: str | None, webhook_secret: str | None, webhook_format: str,
+) -> None:
+    """Run the Daktela V6 simulator until Ctrl-C or SIGTERM."""
+    parsed_faults = _parse_faults(faults)
+    config = SimulatorConfig(
+        host=host, port=port, seed=None if seed.lower() in ("none", "") else seed, db_path=db_path, token=token,
+        timezone=timezone, latency_ms=latency_ms, rate_limit=rate_limit, rate_window_s=rate_window_s,
+        take_max_mode=take_max_mode,  # type: ignore[arg-type]
+        default_take=default_take, locale=locale,  # type: ignore[arg-type]
+        custom_fields_put=custom_fields_put,  # type: ignore[arg-type]
+        reject_activity_date_filters=reject_activity_date_filters,
+        webhook_url=webhook_url, webhook_secret=webhook_secret,
+        webhook_format=webhook_format,  # type: ignore[arg-type]
+    )
+    stop = threading.Event()
+
+    def _request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with run_simulator(config) as handle:
+            for fault in parsed_faults:
+                handle.add_fault(fault)
+            click.echo(f"Daktela simulator listening on {handle.base_url}", err=False)
+            click.echo(f"instance_url: {handle.base_url}")
+            click.echo(f"access_token: {handle.token}")
+            click.echo("Press Ctrl-C to stop.", err=True)
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("Daktela simulator stopped.", err=True)
