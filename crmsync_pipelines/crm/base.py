@@ -10,18 +10,35 @@ records whose *modified time* ``t`` satisfies ``since <= t < until`` (``since`` 
 
 Lookups (``get_*``, ``find_*_by``) return ``None`` for "not there" and raise for "could not
 ask" (network, auth): the engine must never mistake an outage for a missing record.
+``find_*_by`` with an empty value (``None``, ``""``, whitespace) raises ``ValueError``: an
+empty lookup would match an arbitrary record.
+
+A record the adapter cannot identify (for example a row whose id column is NULL) is not
+dropped and does not stop the iteration: it is yielded with ``"id": None`` and a
+human-readable reason under ``RECORD_ERROR_KEY`` (``"_error"``); the engine files it as a
+failed validation record, so it is visible instead of silently lost.
+
+Activities are idempotent by an external id (the Daktela activity name): ``upsert_activity``
+called twice with the same ``record[lookup_field]`` leaves one record, updated by the second
+call. A record the CRM rejects raises a typed ``AdapterError`` subclass (see
+``crmsync_pipelines.errors``) so the engine can file it with the right error class.
+
+``crmsync_pipelines.crm.conformance`` checks all of this against any adapter with pytest.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from crmsync_pipelines.errors import NotSupportedError
 
 Record = dict[str, Any]
+
+#: Key of the reason on a record the adapter yields but cannot identify (its ``"id"`` is ``None``).
+RECORD_ERROR_KEY = "_error"
 
 
 class CrmAdapter(ABC):
@@ -123,7 +140,7 @@ class CrmAdapter(ABC):
         return found
 
     def upsert_activities(self, lookup_field: str, records: Iterable[Record]) -> list[Record | BaseException]:
-        """Upsert many activities; a failing record yields its exception in its slot, never aborts the rest."""
+        """Upsert many activities; a failing record gets its exception in its slot, the rest go on."""
         results: list[Record | BaseException] = []
         for record in records:
             try:
@@ -153,5 +170,5 @@ class ReadOnlyActivitiesMixin:
     def upsert_activity(self, lookup_field: str, record: Record) -> Record:
         raise self._unsupported("upsert_activity")
 
-    def find_activities_by_external_ids(self, field: str, values: Iterable[str]) -> Mapping[str, Record]:
+    def find_activities_by_external_ids(self, field: str, values: Iterable[str]) -> dict[str, Record]:
         raise self._unsupported("find_activities_by_external_ids")

@@ -1,0 +1,674 @@
+"""``SqlCrmAdapter``: a real, configurable CRM adapter over a SQLite database.
+
+It backs the demo CRM and the tests, and it is a usable adapter for anyone whose CRM data
+already sits in SQLite (or is exported there). Design choices that matter to the sync:
+
+* Everything the settings name is checked when the adapter is built, so a typo in a table or
+  column name fails at start with a ``ConfigError`` naming it, not half-way through a run.
+* Iteration streams: one dedicated connection and one cursor per ``iter_*`` call, read in
+  ``fetch_size`` chunks, ordered by ``(modified, id)``. A 100,000-row table never sits in a
+  Python list, and the snapshot of one ``SELECT`` is consistent even while another process
+  writes (WAL mode).
+* Modified times are compared after SQLite normalises both sides to UTC
+  (``strftime('%Y-%m-%dT%H:%M:%f', ...)``), so ``+01:00`` and ``Z`` values compare correctly
+  with each other and with the window bounds (millisecond precision).
+* Activities are idempotent by a UNIQUE external-id column: ``upsert_activity`` is one
+  ``INSERT ... ON CONFLICT DO UPDATE`` statement, so a re-run or a crash-and-retry never
+  creates a duplicate.
+* Short transactions only: single statements autocommit; a batch upsert is one transaction
+  with one savepoint per record, so a bad record rolls back alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from crmsync_pipelines.crm.base import RECORD_ERROR_KEY, CrmAdapter, Record
+from crmsync_pipelines.crm.sql_settings import (
+    SETTINGS_ROOT,
+    ActivityTableSettings,
+    EntityTableSettings,
+    SqlCrmSettings,
+)
+from crmsync_pipelines.errors import (
+    AdapterError,
+    ConfigError,
+    ConflictError,
+    NotSupportedError,
+    RecordValidationError,
+)
+
+#: The normalised, sortable UTC form both sides of a window comparison are brought to.
+_UTC_TEXT_FORMAT = "%Y-%m-%dT%H:%M:%f"
+_FOLD_FUNCTION = "crmsync_fold"
+_TEXT_TYPE_MARKERS = ("CHAR", "CLOB", "TEXT")
+
+
+def quote_identifier(name: str) -> str:
+    """A SQL identifier quoted for SQLite, so any table or column name is safe to interpolate."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def fold_text(value: object) -> str | None:
+    """Case- and accent-insensitive form, so searching ``novak`` finds ``Novák``."""
+    if value is None:
+        return None
+    decomposed = unicodedata.normalize("NFKD", str(value))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def utc_text(moment: datetime) -> str:
+    """ISO-8601 UTC text of an aware datetime, the storage format the demo schema uses."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def _require_aware(moment: datetime | None, name: str) -> str | None:
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        raise TypeError(f"{name} must be a datetime or None, got {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (got naive {moment.isoformat()})")
+    return utc_text(moment)
+
+
+def _require_lookup_value(field: str, value: Any) -> Any:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"cannot look up by {field!r} with an empty value ({value!r})")
+    if not isinstance(value, (str, int, float)):
+        raise ValueError(f"cannot look up by {field!r} with a {type(value).__name__} value")
+    return value
+
+
+def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A table as it really is in the file, plus what the settings ask of it."""
+
+    name: str
+    id_column: str
+    columns: tuple[str, ...]
+    text_columns: tuple[str, ...]
+    reference_columns: frozenset[str]
+
+    @property
+    def select_list(self) -> str:
+        return ", ".join(quote_identifier(c) for c in self.columns)
+
+    @property
+    def quoted(self) -> str:
+        return quote_identifier(self.name)
+
+    @property
+    def quoted_id(self) -> str:
+        return quote_identifier(self.id_column)
+
+    def require_column(self, field: str) -> str:
+        if field not in self.columns:
+            raise ValueError(f"{self.name} has no field {field!r} (fields: {', '.join(self.columns)})")
+        return quote_identifier(field)
+
+
+def _to_json_value(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return value
+
+
+class SqlCrmAdapter(CrmAdapter):
+    """A CRM adapter over one SQLite file; see the module docstring for its guarantees."""
+
+    name = "sql"
+
+    def __init__(self, settings: SqlCrmSettings, *, base_dir: Path | None = None) -> None:
+        self.settings = settings
+        try:
+            self.path = settings.database_path(base_dir or Path.cwd())
+        except ValueError as exc:
+            raise ConfigError(str(exc), path=f"{SETTINGS_ROOT}.path") from None
+        if not self.path.is_file():
+            raise ConfigError(
+                f"SQLite file {self.path} does not exist (create a demo one with `crmsync demo-crm create --path ...`)",
+                path=f"{SETTINGS_ROOT}.path",
+            )
+        self._lock = threading.RLock()
+        self._conn = self._connect()
+        try:
+            self._prepare_database()
+            self._accounts = self._inspect_entity("accounts", settings.accounts)
+            self._contacts = self._inspect_entity("contacts", settings.contacts)
+            self._activities = (
+                self._inspect_activities(settings.activities) if settings.activities is not None else None
+            )
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], base_dir: Path) -> SqlCrmAdapter:
+        """Build from the raw ``crm:`` settings dict; every problem is a ``ConfigError``."""
+        return cls(SqlCrmSettings.parse(dict(settings)), base_dir=base_dir)
+
+    # -- connections --------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        # mode=rw: never create an empty database by accident when the file has gone away.
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=rw"
+        conn = sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=self.settings.busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.create_function(_FOLD_FUNCTION, 1, fold_text, deterministic=True)
+        return conn
+
+    def _prepare_database(self) -> None:
+        try:
+            if self.settings.wal:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"{self.path} is not a usable SQLite database ({exc})", path=f"{SETTINGS_ROOT}.path"
+            ) from None
+
+    def _table_info(self, table: str, where: str) -> list[tuple[Any, ...]]:
+        rows = self._conn.execute(f"PRAGMA table_info({quote_identifier(table)})").fetchall()
+        if not rows:
+            tables = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table','view') ORDER BY name"
+                )
+            ]
+            raise ConfigError(
+                f"table {table!r} not found in {self.path} (tables: {', '.join(tables) or 'none'})",
+                path=f"{where}.table",
+            )
+        return rows
+
+    def _inspect(
+        self, where: str, table: str, id_column: str, wanted: list[str] | None, references: Iterable[str]
+    ) -> tuple[_Table, dict[str, str]]:
+        info = self._table_info(table, where)
+        declared = {row[1]: str(row[2] or "").upper() for row in info}
+
+        def check(column: str, key: str) -> None:
+            if column not in declared:
+                raise ConfigError(
+                    f"column {column!r} not found in table {table!r} (columns: {', '.join(declared)})",
+                    path=f"{where}.{key}",
+                )
+
+        check(id_column, "id_column")
+        for index, column in enumerate(wanted or []):
+            check(column, f"columns[{index}]")
+        for index, column in enumerate(references):
+            check(column, f"reference_columns[{index}]")
+        columns = list(wanted) if wanted else list(declared)
+        if id_column not in columns:
+            columns.insert(0, id_column)
+        text = tuple(c for c in columns if not declared[c] or any(m in declared[c] for m in _TEXT_TYPE_MARKERS))
+        return (
+            _Table(table, id_column, tuple(columns), text, frozenset(references)),
+            declared,
+        )
+
+    def _inspect_entity(self, key: str, settings: EntityTableSettings) -> _EntityTable:
+        where = f"{SETTINGS_ROOT}.{key}"
+        table, declared = self._inspect(
+            where, settings.table, settings.id_column, settings.columns, settings.reference_columns
+        )
+        if settings.modified_column not in declared:
+            raise ConfigError(
+                f"column {settings.modified_column!r} not found in table {settings.table!r} "
+                f"(columns: {', '.join(declared)})",
+                path=f"{where}.modified_column",
+            )
+        if settings.modified_column not in table.columns:
+            table = _Table(
+                table.name,
+                table.id_column,
+                (*table.columns, settings.modified_column),
+                table.text_columns,
+                table.reference_columns,
+            )
+        search = table.text_columns
+        if settings.search_columns is not None:
+            for index, column in enumerate(settings.search_columns):
+                if column not in declared:
+                    raise ConfigError(
+                        f"column {column!r} not found in table {settings.table!r}",
+                        path=f"{where}.search_columns[{index}]",
+                    )
+            search = tuple(settings.search_columns)
+        return _EntityTable(table, settings, search)
+
+    def _inspect_activities(self, settings: ActivityTableSettings) -> _ActivityTable:
+        where = f"{SETTINGS_ROOT}.activities"
+        table, declared = self._inspect(where, settings.table, settings.id_column, None, settings.reference_columns)
+        for key in ("external_id_column", "created_column", "modified_column"):
+            column = getattr(settings, key)
+            if column is not None and column not in declared:
+                raise ConfigError(
+                    f"column {column!r} not found in table {settings.table!r} (columns: {', '.join(declared)})",
+                    path=f"{where}.{key}",
+                )
+        if not self._has_unique_index(settings.table, settings.external_id_column):
+            raise ConfigError(
+                f"column {settings.external_id_column!r} of table {settings.table!r} needs a UNIQUE "
+                "constraint so activity upserts are idempotent "
+                f"(CREATE UNIQUE INDEX ... ON {settings.table}({settings.external_id_column}))",
+                path=f"{where}.external_id_column",
+            )
+        return _ActivityTable(table, settings)
+
+    def _has_unique_index(self, table: str, column: str) -> bool:
+        for index in self._conn.execute(f"PRAGMA index_list({quote_identifier(table)})").fetchall():
+            name, unique = index[1], index[2]
+            if not unique:
+                continue
+            cols = [r[2] for r in self._conn.execute(f"PRAGMA index_info({quote_identifier(name)})")]
+            if cols == [column]:
+                return True
+        pk = [r[1] for r in self._conn.execute(f"PRAGMA table_info({quote_identifier(table)})") if r[5]]
+        return pk == [column]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SqlCrmAdapter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- health -------------------------------------------------------------------------------
+    def ping(self) -> bool:
+        """True when the file is there and every configured table answers a query."""
+        tables = [self._accounts.table, self._contacts.table]
+        if self._activities is not None:
+            tables.append(self._activities.table)
+        try:
+            conn = self._connect()
+        except sqlite3.Error:
+            return False
+        try:
+            for table in tables:
+                conn.execute(f"SELECT {quote_identifier(table.id_column)} FROM {table.quoted} LIMIT 1").fetchall()
+        except sqlite3.Error:
+            return False
+        finally:
+            conn.close()
+        return True
+
+    # -- records ------------------------------------------------------------------------------
+    @staticmethod
+    def _record(table: _Table, row: Sequence[Any]) -> Record:
+        record: Record = {}
+        for column, value in zip(table.columns, row, strict=True):
+            if column in table.reference_columns and value is not None:
+                record[column] = str(value)
+            else:
+                record[column] = _to_json_value(value)
+        raw_id = record.get(table.id_column)
+        record_id = None if raw_id is None else str(raw_id).strip()
+        if not record_id:
+            record["id"] = None
+            record[RECORD_ERROR_KEY] = f"missing id (column {table.id_column!r} is empty)"
+        else:
+            record["id"] = record_id
+        if table.id_column != "id":
+            record[table.id_column] = record_id or raw_id
+        return record
+
+    def _stream(self, table: _Table, sql: str, params: Sequence[Any]) -> Iterator[Record]:
+        """Rows of one query on a dedicated connection, fetched in chunks, closed when done or abandoned."""
+        conn = self._connect()
+        try:
+            cursor = conn.execute(sql, params)
+            while rows := cursor.fetchmany(self.settings.fetch_size):
+                for row in rows:
+                    yield self._record(table, row)
+        finally:
+            conn.close()
+
+    def _fetch_one(self, table: _Table, where: str, params: Sequence[Any]) -> Record | None:
+        sql = f"SELECT {table.select_list} FROM {table.quoted} WHERE {where} ORDER BY {table.quoted_id} LIMIT 1"
+        with self._lock:
+            row = self._conn.execute(sql, params).fetchone()
+        return None if row is None else self._record(table, row)
+
+    def _fetch_many(self, table: _Table, column: str, values: Iterable[Any]) -> Iterator[Record]:
+        distinct = list(dict.fromkeys(v for v in values if v is not None and str(v).strip()))
+        for chunk in _chunks(distinct, self.settings.lookup_chunk_size):
+            marks = ", ".join("?" for _ in chunk)
+            sql = (
+                f"SELECT {table.select_list} FROM {table.quoted} "
+                f"WHERE {quote_identifier(column)} IN ({marks}) ORDER BY {table.quoted_id}"
+            )
+            with self._lock:
+                rows = self._conn.execute(sql, list(chunk)).fetchall()
+            for row in rows:
+                yield self._record(table, row)
+
+    # -- accounts and contacts ----------------------------------------------------------------
+    def _iter_window(self, entity: _EntityTable, since: datetime | None, until: datetime | None) -> Iterator[Record]:
+        since_text = _require_aware(since, "since")
+        until_text = _require_aware(until, "until")
+        modified = entity.normalised_modified()
+        conditions: list[str] = []
+        params: list[str] = []
+        if since_text is not None:
+            conditions.append(f"{modified} >= strftime('{_UTC_TEXT_FORMAT}', ?)")
+            params.append(since_text)
+        if until_text is not None:
+            conditions.append(f"{modified} < strftime('{_UTC_TEXT_FORMAT}', ?)")
+            params.append(until_text)
+        table = entity.table
+        sql = f"SELECT {table.select_list} FROM {table.quoted}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        sql += f" ORDER BY {modified}, {quote_identifier(table.id_column)}"
+        return self._stream(table, sql, params)
+
+    def _get(self, entity: _EntityTable, record_id: str) -> Record | None:
+        if record_id is None or not str(record_id).strip():
+            return None
+        return self._fetch_one(entity.table, f"{quote_identifier(entity.table.id_column)} = ?", [str(record_id)])
+
+    def _find(self, entity: _EntityTable, field: str, value: Any) -> Record | None:
+        _require_lookup_value(field, value)
+        column = entity.table.require_column(field)
+        return self._fetch_one(entity.table, f"{column} = ?", [value])
+
+    def _search(self, entity: _EntityTable, query: str) -> Iterator[Record]:
+        folded = fold_text(query.strip() if isinstance(query, str) else query)
+        if not folded:
+            raise ValueError("search query must not be empty")
+        table = entity.table
+        if not entity.search_columns:
+            return iter(())
+        matches = " OR ".join(f"instr({_FOLD_FUNCTION}({quote_identifier(c)}), ?) > 0" for c in entity.search_columns)
+        sql = f"SELECT {table.select_list} FROM {table.quoted} WHERE {matches} ORDER BY {table.quoted_id}"
+        return self._stream(table, sql, [folded] * len(entity.search_columns))
+
+    def _get_many(self, entity: _EntityTable, ids: Iterable[str]) -> dict[str, Record]:
+        found: dict[str, Record] = {}
+        for record in self._fetch_many(entity.table, entity.table.id_column, (str(i) for i in ids)):
+            if record["id"] is not None:
+                found[record["id"]] = record
+        return found
+
+    def iter_accounts(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Record]:
+        return self._iter_window(self._accounts, since, until)
+
+    def get_account(self, account_id: str) -> Record | None:
+        return self._get(self._accounts, account_id)
+
+    def find_account_by(self, field: str, value: Any) -> Record | None:
+        return self._find(self._accounts, field, value)
+
+    def search_accounts(self, query: str) -> Iterator[Record]:
+        return self._search(self._accounts, query)
+
+    def get_accounts(self, account_ids: Iterable[str]) -> dict[str, Record]:
+        return self._get_many(self._accounts, account_ids)
+
+    def iter_contacts(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Record]:
+        return self._iter_window(self._contacts, since, until)
+
+    def get_contact(self, contact_id: str) -> Record | None:
+        return self._get(self._contacts, contact_id)
+
+    def find_contact_by(self, field: str, value: Any) -> Record | None:
+        return self._find(self._contacts, field, value)
+
+    def search_contacts(self, query: str) -> Iterator[Record]:
+        return self._search(self._contacts, query)
+
+    def get_contacts(self, contact_ids: Iterable[str]) -> dict[str, Record]:
+        return self._get_many(self._contacts, contact_ids)
+
+    # -- activities ---------------------------------------------------------------------------
+    def _activity_table(self, operation: str) -> _ActivityTable:
+        if self._activities is None:
+            raise NotSupportedError(
+                f"{self.name} adapter has no activities table configured ({operation}); set crm.activities in sync.yaml"
+            )
+        return self._activities
+
+    def find_activity_by(self, field: str, value: Any) -> Record | None:
+        activities = self._activity_table("find_activity_by")
+        _require_lookup_value(field, value)
+        column = activities.table.require_column(field)
+        return self._fetch_one(activities.table, f"{column} = ?", [value])
+
+    def find_activities_by_external_ids(self, field: str, values: Iterable[str]) -> dict[str, Record]:
+        activities = self._activity_table("find_activities_by_external_ids")
+        activities.table.require_column(field)
+        found: dict[str, Record] = {}
+        for record in self._fetch_many(activities.table, field, values):
+            found.setdefault(str(record[field]), record)
+        return found
+
+    def create_activity(self, record: Record) -> Record:
+        activities = self._activity_table("create_activity")
+        with self._lock:
+            return self._write(lambda: activities.insert(self._conn, record))
+
+    def update_activity(self, activity_id: str, record: Record) -> Record:
+        activities = self._activity_table("update_activity")
+        with self._lock:
+            return self._write(lambda: activities.update(self._conn, str(activity_id), record))
+
+    def upsert_activity(self, lookup_field: str, record: Record) -> Record:
+        activities = self._activity_table("upsert_activity")
+        activities.table.require_column(lookup_field)
+        with self._lock:
+            return self._write(lambda: activities.upsert(self._conn, lookup_field, record))
+
+    def upsert_activities(self, lookup_field: str, records: Iterable[Record]) -> list[Record | BaseException]:
+        """One transaction for the batch, one savepoint per record: a bad record rolls back alone."""
+        activities = self._activity_table("upsert_activities")
+        activities.table.require_column(lookup_field)
+        results: list[Record | BaseException] = []
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for record in records:
+                    self._conn.execute("SAVEPOINT crmsync_record")
+                    try:
+                        results.append(activities.upsert(self._conn, lookup_field, record))
+                    except Exception as exc:  # isolate the record, keep the batch going
+                        self._conn.execute("ROLLBACK TO crmsync_record")
+                        results.append(_as_adapter_error(exc))
+                    finally:
+                        self._conn.execute("RELEASE crmsync_record")
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return results
+
+    def _write(self, operation: Any) -> Record:
+        """Run one write as its own short transaction, translating SQLite errors to typed ones."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            result: Record = operation()
+        except BaseException as exc:
+            self._conn.execute("ROLLBACK")
+            if isinstance(exc, Exception):
+                raise _as_adapter_error(exc) from exc
+            raise
+        self._conn.execute("COMMIT")
+        return result
+
+
+def _as_adapter_error(exc: Exception) -> Exception:
+    """Typed error for the engine's failed-records table; already-typed errors pass through."""
+    if isinstance(exc, AdapterError):
+        return exc
+    if isinstance(exc, sqlite3.IntegrityError):
+        message = str(exc)
+        if "UNIQUE" in message:
+            return ConflictError(f"activity conflicts with an existing one ({message})")
+        return RecordValidationError(f"activity rejected by the database ({message})")
+    if isinstance(exc, sqlite3.OperationalError):
+        return AdapterError(f"SQLite operation failed ({exc})")
+    if isinstance(exc, (ValueError, TypeError)):
+        return RecordValidationError(str(exc))
+    return exc
+
+
+@dataclass(frozen=True)
+class _EntityTable:
+    table: _Table
+    settings: EntityTableSettings
+    search_columns: tuple[str, ...]
+
+    def normalised_modified(self) -> str:
+        column = quote_identifier(self.settings.modified_column)
+        if self.settings.modified_format == "unixepoch":
+            return f"strftime('{_UTC_TEXT_FORMAT}', {column}, 'unixepoch')"
+        return f"strftime('{_UTC_TEXT_FORMAT}', {column})"
+
+
+@dataclass(frozen=True)
+class _ActivityTable:
+    """Write-side logic of the activities table (called inside a transaction the adapter owns)."""
+
+    table: _Table
+    settings: ActivityTableSettings
+
+    def _values(self, record: Record) -> dict[str, Any]:
+        if not isinstance(record, Mapping):
+            raise RecordValidationError(f"an activity must be a dict, got {type(record).__name__}")
+        values: dict[str, Any] = {}
+        unknown: list[str] = []
+        for key, value in record.items():
+            if key == "id" or key == self.table.id_column:
+                continue
+            if key not in self.table.columns:
+                unknown.append(key)
+                continue
+            values[key] = _bindable(key, value)
+        if unknown:
+            raise RecordValidationError(
+                f"unknown activity field(s) {', '.join(sorted(unknown))} for table {self.table.name!r} "
+                f"(columns: {', '.join(self.table.columns)})"
+            )
+        return values
+
+    def _stamped(self, values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+        now = utc_text(datetime.now(UTC).replace(microsecond=0))
+        stamped = dict(values)
+        if self.settings.modified_column and self.settings.modified_column not in stamped:
+            stamped[self.settings.modified_column] = now
+        if creating and self.settings.created_column and self.settings.created_column not in stamped:
+            stamped[self.settings.created_column] = now
+        return stamped
+
+    def _by_id(self, conn: sqlite3.Connection, activity_id: Any) -> Record:
+        sql = (
+            f"SELECT {self.table.select_list} FROM {self.table.quoted} "
+            f"WHERE {quote_identifier(self.table.id_column)} = ?"
+        )
+        row = conn.execute(sql, [activity_id]).fetchone()
+        if row is None:
+            raise ConflictError(f"activity {activity_id} does not exist in {self.table.name!r}")
+        return SqlCrmAdapter._record(self.table, row)
+
+    def insert(self, conn: sqlite3.Connection, record: Record) -> Record:
+        values = self._stamped(self._values(record), creating=True)
+        columns = ", ".join(quote_identifier(c) for c in values)
+        marks = ", ".join("?" for _ in values)
+        sql = (
+            f"INSERT INTO {self.table.quoted} ({columns}) VALUES ({marks}) "
+            f"RETURNING {quote_identifier(self.table.id_column)}"
+        )
+        new_id = conn.execute(sql, list(values.values())).fetchone()[0]
+        return self._by_id(conn, new_id)
+
+    def update(self, conn: sqlite3.Connection, activity_id: str, record: Record) -> Record:
+        values = self._stamped(self._values(record), creating=False)
+        if values:
+            assignments = ", ".join(f"{quote_identifier(c)} = ?" for c in values)
+            sql = f"UPDATE {self.table.quoted} SET {assignments} WHERE {quote_identifier(self.table.id_column)} = ?"
+            cursor = conn.execute(sql, [*values.values(), activity_id])
+            if cursor.rowcount == 0:
+                raise ConflictError(f"activity {activity_id} does not exist in {self.table.name!r}")
+        return self._by_id(conn, activity_id)
+
+    def upsert(self, conn: sqlite3.Connection, lookup_field: str, record: Record) -> Record:
+        provided = self._values(record)
+        key = provided.get(lookup_field)
+        if key is None or (isinstance(key, str) and not key.strip()):
+            raise RecordValidationError(f"activity has no value for its lookup field {lookup_field!r}")
+        if lookup_field == self.settings.external_id_column:
+            return self._upsert_on_unique(conn, lookup_field, provided)
+        matches = conn.execute(
+            f"SELECT {quote_identifier(self.table.id_column)} FROM {self.table.quoted} "
+            f"WHERE {quote_identifier(lookup_field)} = ? LIMIT 2",
+            [key],
+        ).fetchall()
+        if len(matches) > 1:
+            raise ConflictError(f"more than one activity has {lookup_field} = {key!r}; cannot upsert")
+        if matches:
+            return self.update(conn, matches[0][0], record)
+        return self.insert(conn, record)
+
+    def _upsert_on_unique(self, conn: sqlite3.Connection, lookup_field: str, provided: dict[str, Any]) -> Record:
+        values = self._stamped(provided, creating=True)
+        # Keep the original creation time on update unless the record brings its own.
+        updatable = [c for c in values if c != lookup_field and (c in provided or c != self.settings.created_column)]
+        columns = ", ".join(quote_identifier(c) for c in values)
+        marks = ", ".join("?" for _ in values)
+        if updatable:
+            action = "UPDATE SET " + ", ".join(
+                f"{quote_identifier(c)} = excluded.{quote_identifier(c)}" for c in updatable
+            )
+        else:
+            action = f"UPDATE SET {quote_identifier(lookup_field)} = excluded.{quote_identifier(lookup_field)}"
+        sql = (
+            f"INSERT INTO {self.table.quoted} ({columns}) VALUES ({marks}) "
+            f"ON CONFLICT({quote_identifier(lookup_field)}) DO {action} "
+            f"RETURNING {quote_identifier(self.table.id_column)}"
+        )
+        activity_id = conn.execute(sql, list(values.values())).fetchone()[0]
+        return self._by_id(conn, activity_id)
+
+
+def _bindable(key: str, value: Any) -> Any:
+    """A value SQLite can store; structures become JSON text, datetimes ISO-8601 UTC."""
+    if isinstance(value, bool):
+        return int(value)
+    if value is None or isinstance(value, (str, int, float, bytes)):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise RecordValidationError(f"field {key!r}: naive datetime {value.isoformat()} (timezone required)")
+        return utc_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (list, dict, tuple)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    raise RecordValidationError(f"field {key!r}: cannot store a {type(value).__name__} value")
