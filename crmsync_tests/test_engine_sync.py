@@ -108,7 +108,9 @@ def test_contact_pointing_at_an_account_missing_from_daktela_syncs_it_on_the_fly
     engine = engine_env.engine()
     load = engine.sync("contact", ALL, "run-1")[-1]
     with sqlite3.connect(engine_env.crm_path) as con:
-        referenced = con.execute("SELECT count(DISTINCT account_id) FROM contacts WHERE account_id IS NOT NULL").fetchone()[0]
+        referenced = con.execute(
+            "SELECT count(DISTINCT account_id) FROM contacts WHERE account_id IS NOT NULL"
+        ).fetchone()[0]
     assert load.counts["created"] == _crm_count(engine_env, "contacts")
     assert _outcomes(engine, "run-1")[("account", "created")] == referenced
     names = {a["name"] for a in engine_env.sim.all("accounts")}
@@ -141,7 +143,7 @@ def test_sync_ids_and_retry_failed(engine_env: EngineEnv) -> None:
     engine.sync("account", ALL, "run-1")
     with sqlite3.connect(engine_env.crm_path) as con:
         ids = [str(r[0]) for r in con.execute("SELECT id FROM contacts ORDER BY id LIMIT 3")]
-    report = engine.sync_ids("contact", ids + ["999999"], "hook-1")
+    report = engine.sync_ids("contact", [*ids, "999999"], "hook-1")
     assert report.counts["created"] == 3 and report.counts["not_found"] == 1
     assert engine_env.sim.count("contacts") == 3
     again = engine.sync_ids("contact", ids, "hook-2")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class EngineSettings:
     #: Rows per staging chunk: bounds memory while streaming 100k+ records.
-    chunk_size: int = 2000
+    chunk_size: int = 5000
     #: A blocking check fails when more than this share of a batch is invalid ...
     max_invalid_percent: float = 10.0
     #: ... and at least this many records are (so one typo in a batch of five does not block it).
