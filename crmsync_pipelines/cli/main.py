@@ -41,7 +41,9 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = target.split(":")
         command: Any = getattr(importlib.import_module(module_name), attr)
-        return command  # type: ignore[no-any-return]
+        if not isinstance(command, click.Command):
+            raise click.ClickException(f"{target} is not a click command")
+        return command
 
 
 @click.group(cls=LazyGroup)

@@ -92,8 +92,8 @@ class SyncEngine:
         return report
 
     def map(self, entity: Entity, window: Window, run_id: str) -> StageReport:
-        with self._stage(entity, "map", window, run_id) as report:
-            batch = self._batch(entity, window)
+        with self._stage(entity, "map", window, run_id) as report, self.staging.entity_lock(entity):
+            batch = self._batch(entity, window, run_id)
             counts, checks, failures = map_batch(self.ctx, entity, batch, run_id)
             report.counts.update(counts)
             report.checks.extend(checks)
@@ -102,7 +102,7 @@ class SyncEngine:
 
     def load(self, entity: Entity, window: Window, run_id: str, *, verify: bool = False) -> StageReport:
         with self._stage(entity, "load", window, run_id) as report, self.staging.entity_lock(entity):
-            batch = self._batch(entity, window)
+            batch = self._batch(entity, window, run_id)
             if not self.staging.is_mapped(batch):
                 map_batch(self.ctx, entity, batch, run_id)
             quarantined = self.staging.mapped_quality(batch)["invalid"]
@@ -123,7 +123,7 @@ class SyncEngine:
         """Extract and map for real (staging only), then diff without writing to either system."""
         self.extract(entity, window, run_id)
         with self._stage(entity, "load", window, run_id) as report:
-            batch = self._batch(entity, window)
+            batch = self._batch(entity, window, run_id)
             counts, checks, failures = map_batch(self.ctx, entity, batch, run_id, record_invalid=False)
             report.checks.extend(checks)
             report.failures.extend(failures)
@@ -204,8 +204,8 @@ class SyncEngine:
         step = timedelta(days=1) if self.config.partitions.granularity == "daily" else timedelta(hours=1)
         return Window(window.start - step * entry.rescan_partitions, window.end)
 
-    def _batch(self, entity: Entity, window: Window) -> str:
-        batch = self.staging.latest_batch(entity, *_bounds(self._extract_window(entity, window)))
+    def _batch(self, entity: Entity, window: Window, run_id: str) -> str:
+        batch = self.staging.latest_batch(entity, *_bounds(self._extract_window(entity, window)), run_id=run_id)
         if batch is None:
             raise MissingExtractError(
                 f"no extract of {entity} for {window.label()}; materialize the extract step "

@@ -232,14 +232,20 @@ class StagingStore:
         with self.connect() as con:
             con.execute("UPDATE batches SET extracted = ? WHERE batch_id = ?", [extracted, batch_id])
 
-    def latest_batch(self, entity: str, start: datetime | None, end: datetime | None) -> BatchInfo | None:
-        """The newest extract of exactly this window (``IS NOT DISTINCT FROM`` so open ends match)."""
+    def latest_batch(
+        self, entity: str, start: datetime | None, end: datetime | None, run_id: str | None = None
+    ) -> BatchInfo | None:
+        """The extract of exactly this window (``IS NOT DISTINCT FROM`` so open ends match).
+
+        The run's own extract wins over a newer one from a concurrent run, so two runs of one
+        partition never map or load each other's batch.
+        """
         with self.connect() as con:
             row = con.execute(
                 "SELECT batch_id, entity, kind, run_id, window_start, window_end, extracted FROM batches "
                 "WHERE entity = ? AND kind = 'window' AND window_start IS NOT DISTINCT FROM ? "
-                "AND window_end IS NOT DISTINCT FROM ? ORDER BY created_at DESC LIMIT 1",
-                [entity, start, end],
+                "AND window_end IS NOT DISTINCT FROM ? ORDER BY (run_id = ?) DESC, created_at DESC LIMIT 1",
+                [entity, start, end, run_id or ""],
             ).fetchone()
         return BatchInfo(*row) if row else None
 

@@ -1,0 +1,168 @@
+"""What every sync-related command shares: the config option, config loading with clear
+errors, the default window (the current partition) and the per-entity report table.
+
+Kept free of Dagster so the CLI runs the engine directly; the window rule mirrors the
+Dagster partitions (daily or hourly in the Daktela instance's time zone) so ``crmsync sync``
+and a scheduled run of the current partition cover the same records.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import click
+
+from crmsync_pipelines.config.models import SyncConfig
+from crmsync_pipelines.engine.reports import Entity, StageReport, Window
+from crmsync_pipelines.errors import ConfigError
+
+#: Environment variables naming the config file, in order (the second is the PHP SDK's).
+CONFIG_ENV_VARS = ("CRMSYNC_CONFIG", "SYNC_CONFIG_PATH")
+DEFAULT_CONFIG_PATH = Path("mappings/sync.yaml")
+#: The order entities sync in: contacts link to accounts, so accounts go first.
+ENTITY_ORDER: tuple[Entity, ...] = ("account", "contact", "activity")
+ENTITY_CHOICE = click.Choice(list(ENTITY_ORDER))
+#: Exit code of a command that finished but left records in the failed-records table.
+EXIT_RECORDS_FAILED = 1
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(func: F) -> F:
+    decorator = click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="sync.yaml to use (default: $CRMSYNC_CONFIG, $SYNC_CONFIG_PATH, then mappings/sync.yaml).",
+    )
+    return decorator(func)
+
+
+def resolve_config_path(config_path: Path | None) -> Path:
+    if config_path is not None:
+        return config_path
+    for name in CONFIG_ENV_VARS:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return Path(value)
+    return DEFAULT_CONFIG_PATH
+
+
+def load_config_or_fail(config_path: Path | None) -> tuple[Path, SyncConfig]:
+    """The validated config; a missing or invalid file ends the command with exit code 1."""
+    from crmsync_pipelines.config import load_config
+
+    path = resolve_config_path(config_path)
+    if not path.is_file():
+        raise click.ClickException(
+            f"Config file not found: {path}\n"
+            "Hint: pass -c path/to/sync.yaml or set CRMSYNC_CONFIG (see docs/configuration.md)."
+        )
+    try:
+        return path, load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(f"Configuration error: {exc}") from exc
+
+
+def new_run_id(prefix: str = "cli") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def current_window(config: SyncConfig, now: datetime | None = None) -> Window:
+    """The partition window containing ``now``: the same window a scheduled run syncs."""
+    zone = ZoneInfo(config.daktela.timezone)
+    local = (now or datetime.now(UTC)).astimezone(zone)
+    if config.partitions.granularity == "hourly":
+        start = local.replace(minute=0, second=0, microsecond=0)
+        end = (start.astimezone(UTC) + timedelta(hours=1)).astimezone(zone)
+        return Window(start, end)
+    day = local.date()
+    return Window(
+        datetime.combine(day, time(), tzinfo=zone),
+        datetime.combine(day + timedelta(days=1), time(), tzinfo=zone),
+    )
+
+
+def parse_instant(value: str, config: SyncConfig, option: str) -> datetime:
+    """An ISO date or datetime; naive values are in the Daktela instance's time zone."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date or datetime (e.g. 2026-11-01 or 2026-11-01T08:00:00+01:00)",
+            param_hint=option,
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(config.daktela.timezone))
+    return parsed
+
+
+def resolve_window(
+    config: SyncConfig, since: str | None, until: str | None, *, force_full: bool = False
+) -> Window:
+    """The window of a command: ``--since/--until`` when given, else the current partition."""
+    if force_full:
+        end = parse_instant(until, config, "--until") if until else None
+        return Window(None, end)
+    if since is None and until is None:
+        return current_window(config)
+    start = parse_instant(since, config, "--since") if since else None
+    end = parse_instant(until, config, "--until") if until else None
+    if start and end and start >= end:
+        raise click.BadParameter("--since must be before --until", param_hint="--since")
+    return Window(start, end)
+
+
+def selected_entities(requested: Sequence[str], enabled: Iterable[str]) -> list[Entity]:
+    """``requested`` (or every enabled entity) in sync order; a disabled request is an error."""
+    enabled_set = set(enabled)
+    if not requested:
+        return [entity for entity in ENTITY_ORDER if entity in enabled_set]
+    disabled = [entity for entity in requested if entity not in enabled_set]
+    if disabled:
+        raise click.ClickException(
+            f"entity not enabled in sync.yaml: {', '.join(disabled)} "
+            f"(enabled: {', '.join(sorted(enabled_set)) or 'none'})"
+        )
+    return [entity for entity in ENTITY_ORDER if entity in requested]
+
+
+REPORT_COLUMNS = ("created", "updated", "unchanged", "failed", "skipped")
+
+
+def load_rows(reports: Iterable[StageReport]) -> list[dict[str, Any]]:
+    """One row per entity: load outcomes, API calls of all its stages, total duration."""
+    rows: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        row = rows.setdefault(
+            report.entity,
+            {"entity": report.entity, **dict.fromkeys(REPORT_COLUMNS, 0), "api_calls": 0, "duration_s": 0.0},
+        )
+        if report.stage in ("load", "retry", "webhook"):
+            for column in REPORT_COLUMNS:
+                row[column] += int(report.counts.get(column, 0))
+        row["api_calls"] += int(sum(report.api_calls.values()))
+        row["duration_s"] += float(report.duration_s)
+    return list(rows.values())
+
+
+def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A plain aligned text table (no colour, so it pastes cleanly into tickets)."""
+    def cell(value: Any) -> str:
+        return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+    widths = [max(len(column), *(len(cell(row.get(column, ""))) for row in rows)) for column in columns]
+    lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * width for width in widths))
+    for row in rows:
+        lines.append("  ".join(cell(row.get(column, "")).ljust(width)
+                               for column, width in zip(columns, widths, strict=True)))
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""``crmsync plan | sync | reset-state | retry-failed``: the engine without Dagster.
+
+These run the same engine stages the Dagster assets run, over the same default window (the
+current partition), and record to the same ledger, so a CLI run and a scheduled run never
+duplicate each other's work. Exit code 1 means the command finished but records failed
+(they wait in the failed-records table) or it could not run at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from crmsync_pipelines.cli.common import (
+    ENTITY_CHOICE,
+    EXIT_RECORDS_FAILED,
+    config_option,
+    load_config_or_fail,
+    load_rows,
+    new_run_id,
+    render_table,
+    resolve_window,
+    selected_entities,
+)
+from crmsync_pipelines.config.models import SyncConfig
+from crmsync_pipelines.engine.engine import SyncEngine
+from crmsync_pipelines.engine.reports import PlannedChange, StageReport
+from crmsync_pipelines.errors import CrmsyncError
+
+_TABLE = ("entity", "created", "updated", "unchanged", "failed", "skipped", "api_calls", "duration_s")
+
+entity_option = click.option(
+    "--entity", "entities", type=ENTITY_CHOICE, multiple=True,
+    help="Entity to process (repeatable; default: every enabled entity, accounts first).",
+)
+since_option = click.option(
+    "--since", default=None, help="Window start, ISO date/datetime (instance time zone if naive)."
+)
+until_option = click.option("--until", default=None, help="Window end (exclusive), ISO date/datetime.")
+
+
+@contextmanager
+def open_engine(config: SyncConfig) -> Iterator[SyncEngine]:
+    """The engine, closed at the end; engine errors become a clear one-line message."""
+    try:
+        engine = SyncEngine.from_config(config)
+    except CrmsyncError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+    try:
+        yield engine
+    except CrmsyncError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        engine.close()
+
+
+def _print_failures(reports: list[StageReport], limit: int = 10) -> None:
+    failures = [f for report in reports for f in report.failures]
+    if not failures:
+        return
+    shown = min(limit, len(failures))
+    click.echo(click.style(f"\n{len(failures)} failed record(s) (first {shown}):", fg="red"))
+    for sample in failures[:limit]:
+        click.echo(f"  {sample.source_id}  [{sample.error_class}]  {sample.message}")
+
+
+def _finish(reports: list[StageReport]) -> None:
+    rows = load_rows(reports)
+    click.echo(render_table(rows, _TABLE))
+    _print_failures(reports)
+    for report in reports:
+        for check in report.checks:
+            if not check.passed:
+                message = f"check {report.entity}/{check.name} failed: {check.description}"
+                click.echo(click.style(message, fg="red"))
+    if any(row["failed"] for row in rows) or any(not c.passed for r in reports for c in r.checks):
+        raise SystemExit(EXIT_RECORDS_FAILED)
+
+
+@click.command("sync")
+@config_option
+@entity_option
+@since_option
+@until_option
+@click.option("--force-full", is_flag=True, help="Ignore the window start: sync everything up to --until.")
+def sync(config_path: Path | None, entities: tuple[str, ...], since: str | None, until: str | None,
+         force_full: bool) -> None:
+    """Sync the window (default: the current partition) entity by entity."""
+    _, config = load_config_or_fail(config_path)
+    window = resolve_window(config, since, until, force_full=force_full)
+    run_id = new_run_id("sync")
+    reports: list[StageReport] = []
+    with open_engine(config) as engine:
+        chosen = selected_entities(entities, engine.enabled_entities())
+        click.echo(f"run {run_id}: window {window.label()}")
+        with click.progressbar(chosen, label="syncing", item_show_func=lambda e: e or "") as bar:
+            for entity in bar:
+                reports.extend(engine.sync(entity, window, run_id))
+    _finish(reports)
+
+
+def _change_lines(change: PlannedChange, max_fields: int) -> list[str]:
+    lines = [f"  {change.action} {change.target_key} (source {change.source_id})"]
+    for field_change in change.changes[:max_fields]:
+        lines.append(f"      {field_change.field}: {field_change.old!r} -> {field_change.new!r}")
+    if len(change.changes) > max_fields:
+        lines.append(f"      … {len(change.changes) - max_fields} more field(s)")
+    return lines
+
+
+@click.command("plan")
+@config_option
+@entity_option
+@since_option
+@until_option
+@click.option("--sample", default=10, show_default=True, type=click.IntRange(min=0),
+              help="How many planned writes to show field by field, per entity.")
+def plan(config_path: Path | None, entities: tuple[str, ...], since: str | None, until: str | None,
+         sample: int) -> None:
+    """Dry run: what a sync of the window would create and update. Writes to neither system."""
+    _, config = load_config_or_fail(config_path)
+    window = resolve_window(config, since, until)
+    run_id = new_run_id("plan")
+    click.echo(f"plan for window {window.label()} (nothing will be written)")
+    failed = False
+    with open_engine(config) as engine:
+        for entity in selected_entities(entities, engine.enabled_entities()):
+            report = engine.plan(entity, window, run_id)
+            creates = sum(1 for c in report.planned if c.action == "create")
+            updates = sum(1 for c in report.planned if c.action == "update")
+            unchanged = report.counts.get("unchanged", 0)
+            invalid = report.counts.get("invalid", 0) + report.failed
+            failed = failed or invalid > 0
+            click.echo(click.style(f"\n{entity}", bold=True)
+                       + f": {creates} would be created, {updates} would be updated, {unchanged} unchanged"
+                       + (f", {invalid} invalid" if invalid else ""))
+            for change in report.planned[:sample]:
+                click.echo("\n".join(_change_lines(change, max_fields=20)))
+            if len(report.planned) > sample:
+                click.echo(f"  … and {len(report.planned) - sample} more")
+            _print_failures([report])
+    if failed:
+        raise SystemExit(EXIT_RECORDS_FAILED)
+
+
+@click.command("reset-state")
+@config_option
+@click.option("--entity", type=ENTITY_CHOICE, default=None, help="Only this entity (default: all).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset_state(config_path: Path | None, entity: str | None, yes: bool) -> None:
+    """Forget the change-detection memory so the next sync re-reads the target for every key.
+
+    Neither system is touched; the next run re-reads and re-diffs, writing only real changes.
+    """
+    _, config = load_config_or_fail(config_path)
+    scope = entity or "all entities"
+    if not yes:
+        click.confirm(f"Reset the sync state of {scope}?", abort=True)
+    with open_engine(config) as engine:
+        engine.reset_state(entity)  # type: ignore[arg-type]
+    click.echo(f"sync state reset for {scope}")
+
+
+@click.command("retry-failed")
+@config_option
+@click.option("--entity", type=ENTITY_CHOICE, default=None, help="Only this entity (default: all).")
+def retry_failed(config_path: Path | None, entity: str | None) -> None:
+    """Retry the records in the failed-records table now (normally the next run does it)."""
+    _, config = load_config_or_fail(config_path)
+    run_id = new_run_id("retry")
+    with open_engine(config) as engine:
+        pending = len(engine.staging.failed_records(entity))
+        click.echo(f"run {run_id}: retrying {pending} failed record(s)")
+        reports = engine.retry_failed(entity, run_id)  # type: ignore[arg-type]
+        remaining = len(engine.staging.failed_records(entity))
+    rows = load_rows(reports)
+    click.echo(render_table(rows, _TABLE))
+    _print_failures(reports)
+    click.echo(f"{remaining} record(s) still failed")
+    if remaining:
+        raise SystemExit(EXIT_RECORDS_FAILED)

@@ -1,0 +1,1 @@
+"""CRM -> Daktela: accounts and contacts, the CRM being the source of truth."""

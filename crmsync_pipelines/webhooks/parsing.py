@@ -1,0 +1,203 @@
+"""Turn a webhook request body into a validated event, or say exactly why it is rejected.
+
+Daktela has no platform-defined webhook payload: an admin writes the body template of an
+"HTTP request" action by hand, so we accept what the PHP SDK's convention allows (JSON or
+form-encoded ``{event, name, data}``, the id in ``name`` falling back to ``id``) and reject
+anything we could not act on with a 4xx instead of the SDK's silent 200 (W19).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+Source = Literal["daktela", "crm"]
+WebhookEntity = Literal["account", "contact", "activity"]
+
+#: Event prefix -> (entity, activity channel). ``web`` is chat, as in the PHP SDK.
+PREFIX_ENTITIES: dict[str, tuple[WebhookEntity, str | None]] = {
+    "call": ("activity", "call"),
+    "email": ("activity", "email"),
+    "web": ("activity", "web"),
+    "sms": ("activity", "sms"),
+    "fbm": ("activity", "fbm"),
+    "wap": ("activity", "wap"),
+    "vbr": ("activity", "vbr"),
+    "contact": ("contact", None),
+    "account": ("account", None),
+}
+
+#: ``<prefix>_<suffix>``: the suffix is free text of letters and underscores, because admins
+#: name their own automations (``call_answer``, ``call_transfer``...); only ``delete`` is special.
+_EVENT_RE = re.compile(r"^(?P<prefix>[a-z]+)_(?P<suffix>[a-z][a-z_]*)$")
+_MAX_ID_LENGTH = 255
+_CRM_EVENTS = ("update", "delete")
+
+
+class PayloadError(Exception):
+    """A webhook body that must be refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    """One validated webhook event, before the enabled-entity policy is applied."""
+
+    source: Source
+    event: str
+    entity: WebhookEntity
+    activity_type: str | None
+    record_id: str
+    is_delete: bool
+    body: dict[str, Any]
+
+
+def decode_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
+    """Decode a JSON or form body into a dict (400 when it is neither).
+
+    Like the PHP SDK, an explicit content type decides; without one we try JSON, then form.
+    Unlike the SDK, invalid JSON is an error, not an empty payload.
+    """
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return _decode_json(raw)
+    if ctype == "application/x-www-form-urlencoded":
+        return _decode_form(raw)
+    stripped = raw.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        return _decode_json(raw)
+    neither = PayloadError(400, "body is neither a JSON object nor a form-encoded payload")
+    try:
+        decoded = _decode_form(raw)
+    except PayloadError:
+        raise neither from None
+    if not decoded:
+        raise neither
+    return decoded
+
+
+def _decode_json(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(400, f"malformed JSON body: {exc}") from None
+    if not isinstance(value, dict):
+        raise PayloadError(400, f"JSON body must be an object, got {type(value).__name__}")
+    return value
+
+
+def _decode_form(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError(400, "form body is not valid UTF-8") from None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+    except ValueError:
+        raise PayloadError(400, "malformed form-encoded body") from None
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        _set_nested(result, _split_form_key(key), value)
+    return result
+
+
+def _split_form_key(key: str) -> list[str]:
+    """``data[contact][name]`` -> ``["data", "contact", "name"]`` (PHP bracket notation)."""
+    head, bracket, rest = key.partition("[")
+    if not bracket:
+        return [key]
+    parts = [head]
+    for segment in ("[" + rest).split("]")[:-1]:
+        parts.append(segment.lstrip("["))
+    return parts
+
+
+def _set_nested(target: dict[str, Any], parts: list[str], value: str) -> None:
+    node = target
+    for index, part in enumerate(parts[:-1]):
+        if index == len(parts) - 2 and parts[-1] == "":
+            # ``tags[]=a&tags[]=b`` appends to a list, as PHP does.
+            existing = node.get(part)
+            if not isinstance(existing, list):
+                existing = []
+                node[part] = existing
+            existing.append(value)
+            return
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _record_id(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _checked_id(value: str | None, field: str) -> str:
+    if value is None:
+        raise PayloadError(422, f"missing record id: '{field}' must be a non-empty string")
+    if len(value) > _MAX_ID_LENGTH:
+        raise PayloadError(422, f"record id is longer than {_MAX_ID_LENGTH} characters")
+    return value
+
+
+def parse_daktela_event(body: dict[str, Any]) -> ParsedEvent:
+    """Validate a Daktela automation payload ``{event, name|id, data}``."""
+    event = body.get("event")
+    if not isinstance(event, str) or not event.strip():
+        raise PayloadError(422, "missing 'event' (for example 'call_close')")
+    event = event.strip().lower()
+    match = _EVENT_RE.match(event)
+    if match is None:
+        raise PayloadError(422, f"event {event[:64]!r} is not '<prefix>_<action>' (letters and underscores only)")
+    prefix = match.group("prefix")
+    if prefix not in PREFIX_ENTITIES:
+        raise PayloadError(422, f"unknown event prefix {prefix!r} (known: {', '.join(sorted(PREFIX_ENTITIES))})")
+    entity, activity_type = PREFIX_ENTITIES[prefix]
+    record_id = _record_id(body.get("name"))
+    if record_id is None:
+        record_id = _record_id(body.get("id"))
+    return ParsedEvent(
+        source="daktela",
+        event=event,
+        entity=entity,
+        activity_type=activity_type,
+        record_id=_checked_id(record_id, "name"),
+        is_delete=match.group("suffix") == "delete",
+        body=body,
+    )
+
+
+def parse_crm_event(body: dict[str, Any]) -> ParsedEvent:
+    """Validate a CRM change notification ``{entity_type, entity_id, event?}``."""
+    entity_type = body.get("entity_type")
+    if entity_type not in ("contact", "account"):
+        raise PayloadError(422, "'entity_type' must be 'contact' or 'account'")
+    event = body.get("event", "update")
+    if event not in _CRM_EVENTS:
+        raise PayloadError(422, f"'event' must be one of {', '.join(_CRM_EVENTS)}")
+    record_id = _checked_id(_record_id(body.get("entity_id")), "entity_id")
+    return ParsedEvent(
+        source="crm",
+        event=f"{entity_type}_{event}",
+        entity=entity_type,
+        activity_type=None,
+        record_id=record_id,
+        is_delete=event == "delete",
+        body=body,
+    )

@@ -1,0 +1,113 @@
+"""``crmsync validate`` and ``crmsync config-view`` against real config files (no API call)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crmsync_pipelines.cli.demo_setup import DemoPaths, write_demo_config
+from crmsync_pipelines.cli.main import cli
+
+TOKEN = "abcd1234efgh5678"
+SECRET = "whsec-0123456789"
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    paths = DemoPaths.under(tmp_path)
+    write_demo_config(paths)
+    paths.crm.write_bytes(b"")
+    monkeypatch.setenv("DAKTELA_INSTANCE_URL", "https://acme.daktela.com")
+    monkeypatch.setenv("DAKTELA_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+    monkeypatch.delenv("CRMSYNC_CONFIG", raising=False)
+    monkeypatch.delenv("SYNC_CONFIG_PATH", raising=False)
+    return paths.config
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_validate_prints_an_ok_summary(config_file: Path) -> None:
+    code, out = run("validate", "-c", str(config_file))
+    assert code == 0, out
+    assert out.startswith("OK ")
+    assert "account: CRM -> Daktela" in out and "activity: Daktela -> CRM" in out
+    assert "lookup field name" in out
+    assert TOKEN not in out
+
+
+def test_validate_reads_the_config_path_from_the_environment(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRMSYNC_CONFIG", str(config_file))
+    code, out = run("validate")
+    assert code == 0 and str(config_file) in out
+
+
+def test_validate_names_file_and_path_of_a_bad_value(config_file: Path) -> None:
+    config_file.write_text(config_file.read_text(encoding="utf-8").replace(
+        "direction: crm_to_cc", "direction: sideways", 1), encoding="utf-8")
+    code, out = run("validate", "-c", str(config_file))
+    assert code == 1
+    assert "Configuration error:" in out
+    assert "sync.entities.account.direction" in out and "sync.yaml" in out
+
+
+def test_validate_reports_an_unset_variable_without_leaking_others(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DAKTELA_INSTANCE_URL")
+    code, out = run("validate", "-c", str(config_file))
+    assert code == 1
+    assert "DAKTELA_INSTANCE_URL" in out
+    assert TOKEN not in out
+
+
+def test_validate_of_a_missing_file_exits_1(tmp_path: Path) -> None:
+    code, out = run("validate", "-c", str(tmp_path / "nope.yaml"))
+    assert code == 1
+    assert "Config file not found" in out
+
+
+def test_config_view_masks_the_token_and_the_webhook_secret(config_file: Path) -> None:
+    code, out = run("config-view", "-c", str(config_file))
+    assert code == 0, out
+    assert TOKEN not in out and SECRET not in out
+    assert "abcd********5678" in out
+    assert "whse********6789" in out
+    assert "https://acme.daktela.com" in out
+    # Rule table: the CRM column comes first for CRM -> Daktela entities.
+    account_section = out.split("Entity: account")[1].split("Entity: contact")[0]
+    header = next(line for line in account_section.splitlines() if "Daktela field" in line)
+    assert header.split() == ["CRM", "field", "Daktela", "field", "Options"]
+    activity_section = out.split("Entity: activity")[1]
+    header = next(line for line in activity_section.splitlines() if "Daktela field" in line)
+    assert header.split()[:2] == ["Daktela", "field"]
+    assert "prefix" in out
+
+
+def test_config_view_json_never_contains_the_token(config_file: Path) -> None:
+    code, out = run("config-view", "-c", str(config_file), "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert TOKEN not in out and SECRET not in out
+    assert data["daktela"] == {"instance_url": "https://acme.daktela.com", "database": "default"}
+    assert data["webhook"] == {"secret_configured": True}
+    assert set(data["entities"]) == {"account", "contact", "activity"}
+    account = data["entities"]["account"]
+    assert account["lookup_field"] == "name" and account["direction"] == "crm_to_cc"
+    assert account["mappings"][0] == {"cc_field": "name", "crm_field": "id", "transformers": ["prefix"]}
+    assert data["entities"]["activity"]["activity_types"] == ["call", "email", "web", "sms", "fbm", "wap", "vbr"]
+
+
+def test_config_view_of_a_broken_file_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "sync.yaml"
+    bad.write_text("daktela: [unclosed\n", encoding="utf-8")
+    code, out = run("config-view", "-c", str(bad))
+    assert code == 1 and "Configuration error" in out
