@@ -158,3 +158,26 @@ def test_sync_ids_and_retry_failed(engine_env: EngineEnv) -> None:
     (retry,) = engine.retry_failed("contact", "retry-1")
     assert retry.counts["queued"] == 1 and retry.counts["updated"] == 1
     assert engine.staging.failed_records() == []
+
+
+def test_a_hand_edit_in_daktela_is_repaired_by_a_verifying_sync(engine_env: EngineEnv) -> None:
+    engine = engine_env.engine()
+    engine.sync("account", ALL, "run-1")
+    engine.sync("contact", ALL, "run-1")
+    victim = sorted(c["name"] for c in engine_env.sim.all("contacts"))[0]
+    original = engine_env.sim.get("contacts", victim)
+    assert original is not None
+    engine_env.sim.update_record("contacts", victim, {"title": "Edited by an agent"})
+
+    # The change-detection memory says nothing changed on the CRM side: no call at all.
+    engine_env.sim.reset_log()
+    assert engine.sync("contact", ALL, "run-2")[-1].counts.get("updated", 0) == 0
+    assert engine_env.sim.request_count() == 0
+
+    # A verifying sync (crmsync sync --force-full) compares with Daktela and repairs the drift.
+    load = engine.sync("contact", ALL, "run-3", verify=True)[-1]
+    assert load.counts["updated"] == 1
+    assert load.counts["unchanged"] == _crm_count(engine_env, "contacts") - 1
+    assert engine_env.sim.request_count("PUT") == 1
+    repaired = engine_env.sim.get("contacts", victim)
+    assert repaired is not None and repaired["title"] == original["title"]

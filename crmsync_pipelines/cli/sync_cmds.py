@@ -85,7 +85,8 @@ def _finish(reports: list[StageReport]) -> None:
 @entity_option
 @since_option
 @until_option
-@click.option("--force-full", is_flag=True, help="Ignore the window start: sync everything up to --until.")
+@click.option("--force-full", is_flag=True,
+              help="Ignore the window start and compare every record with the target (no hash shortcut).")
 def sync(config_path: Path | None, entities: tuple[str, ...], since: str | None, until: str | None,
          force_full: bool) -> None:
     """Sync the window (default: the current partition) entity by entity."""
@@ -98,7 +99,7 @@ def sync(config_path: Path | None, entities: tuple[str, ...], since: str | None,
         click.echo(f"run {run_id}: window {window.label()}")
         with click.progressbar(chosen, label="syncing", item_show_func=lambda e: e or "") as bar:
             for entity in bar:
-                reports.extend(engine.sync(entity, window, run_id))
+                reports.extend(engine.sync(entity, window, run_id, verify=force_full))
     _finish(reports)
 
 

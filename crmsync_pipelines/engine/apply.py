@@ -7,7 +7,7 @@ from typing import Any
 
 from crmsync_pipelines.engine.reports import FailureSample
 from crmsync_pipelines.errors import classify
-from crmsync_pipelines.staging.store import MappedRow, RecordResult
+from crmsync_pipelines.staging.store import MappedRow, RecordResult, StagingStore
 
 
 def error_message(exc: BaseException) -> str:
@@ -33,6 +33,26 @@ def succeeded(row: MappedRow, outcome: str, target: dict[str, Any] | None, id_fi
         row.source_id, outcome, lookup_key=row.lookup_key,
         target_id=None if target_id is None else str(target_id), payload_hash=row.payload_hash, note=note,
     )
+
+
+def split_unchanged(
+    staging: StagingStore, entity: str, rows: list[MappedRow], *, verify: bool
+) -> tuple[list[RecordResult], list[MappedRow]]:
+    """Rows whose payload hash equals what we last wrote are unchanged at zero API cost.
+
+    ``verify`` (``--force-full``) skips the memory so every record is compared with the target.
+    """
+    known = {} if verify else staging.synced_hashes(entity, [r.lookup_key or "" for r in rows])
+    unchanged: list[RecordResult] = []
+    todo: list[MappedRow] = []
+    for row in rows:
+        memory = known.get(row.lookup_key or "")
+        if memory is not None and memory[0] == row.payload_hash:
+            unchanged.append(RecordResult(row.source_id, "unchanged", row.lookup_key, memory[1],
+                                          row.payload_hash, remember=False))
+        else:
+            todo.append(row)
+    return unchanged, todo
 
 
 def samples(results: list[RecordResult], limit: int = 20) -> list[FailureSample]:

@@ -171,7 +171,7 @@ class SyncEngine:
         return reports
 
     def reconcile(self, entity: Entity, window: Window) -> CheckOutcome:
-        return reconcile(self.ctx, entity, window)
+        return reconcile(self.ctx, entity, self._extract_window(entity, window))
 
     def reset_state(self, entity: Entity | None = None) -> None:
         self.staging.reset_state(entity)
@@ -245,9 +245,9 @@ class SyncEngine:
         self._load_batch(entity, batch, run_id, report)
         self.staging.finish_load(batch)
 
-    def _ensure_related(self, entity: str, source_ids: list[str], run_id: str) -> None:
-        report = StageReport(entity=entity, stage="load", run_id=run_id, window=Window(None, None))  # type: ignore[arg-type]
-        self._sync_ids_into(entity, source_ids, run_id, report)  # type: ignore[arg-type]
+    def _ensure_related(self, entity: Entity, source_ids: list[str], run_id: str) -> None:
+        with self._stage(entity, "load", Window(None, None), run_id) as report:
+            self._sync_ids_into(entity, source_ids, run_id, report)
         self.log.info("on-the-fly %s sync for relations: %s", entity, report.summary_line())
 
     def _retry_transient(self, entity: Entity, batch: str, run_id: str, report: StageReport) -> None:

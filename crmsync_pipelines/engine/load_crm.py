@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crmsync_pipelines.engine.apply import failed, succeeded
+from crmsync_pipelines.engine.apply import failed, split_unchanged, succeeded
 from crmsync_pipelines.engine.compare import changed_fields, project
 from crmsync_pipelines.engine.context import EngineContext
 from crmsync_pipelines.engine.load_daktela import LoadOutcome
@@ -40,16 +40,7 @@ class CrmActivityLoader:
         return outcome
 
     def process(self, rows: list[MappedRow], outcome: LoadOutcome) -> list[RecordResult]:
-        results: list[RecordResult] = []
-        known = {} if self.verify else self.ctx.staging.synced_hashes("activity", [r.lookup_key or "" for r in rows])
-        todo = []
-        for row in rows:
-            memory = known.get(row.lookup_key or "")
-            if memory is not None and memory[0] == row.payload_hash:
-                results.append(RecordResult(row.source_id, "unchanged", row.lookup_key, memory[1],
-                                            row.payload_hash, remember=False))
-            else:
-                todo.append(row)
+        results, todo = split_unchanged(self.ctx.staging, "activity", rows, verify=self.verify)
         if not todo:
             self._record(results)
             return results

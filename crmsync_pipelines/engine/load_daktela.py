@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crmsync_pipelines.daktela.adapter import WriteOp
-from crmsync_pipelines.engine.apply import failed, samples, succeeded
+from crmsync_pipelines.engine.apply import failed, samples, split_unchanged, succeeded
 from crmsync_pipelines.engine.compare import changed_fields, project, update_body
 from crmsync_pipelines.engine.context import EngineContext
 from crmsync_pipelines.engine.paths import flatten, key_of
@@ -87,17 +87,7 @@ class DaktelaLoader:
 
     def process(self, rows: list[MappedRow], outcome: LoadOutcome) -> list[RecordResult]:
         """Diff and write one chunk; returns (and unless dry-run records) its results."""
-        results: list[RecordResult] = []
-        keys = [r.lookup_key or "" for r in rows]
-        known = {} if self.verify else self.ctx.staging.synced_hashes(self.ledger_entity, keys)
-        todo: list[MappedRow] = []
-        for row in rows:
-            memory = known.get(row.lookup_key or "")
-            if memory is not None and memory[0] == row.payload_hash:
-                results.append(RecordResult(row.source_id, "unchanged", row.lookup_key, memory[1],
-                                            row.payload_hash, remember=False))
-            else:
-                todo.append(row)
+        results, todo = split_unchanged(self.ctx.staging, self.ledger_entity, rows, verify=self.verify)
         targets = self._targets([r.lookup_key for r in todo if r.lookup_key])
         creates: list[tuple[MappedRow, WriteOp]] = []
         updates: list[tuple[MappedRow, WriteOp]] = []
