@@ -75,8 +75,17 @@ def test_daktela_rejects_one_record_it_fails_alone_with_field_errors(engine_env:
     assert "customFields" in failed[0]["error_message"] and "email" in failed[0]["error_message"]
     assert not any(c.passed for c in load.checks if c.name == "no_failed_records")
 
-    # Unchanged data: the next run does not hammer Daktela with the same bad payload again? It retries
-    # once more (the data might be valid now) and still fails; after the CRM fixes it, it lands.
+    (row,) = [r for r in engine.staging.ledger_rows("run-1", "contact") if r["outcome"] == "failed"]
+    assert (row["source_id"], row["error_class"]) == (str(bad_id), "validation")
+
+    # Same bad data again: held back without an API call, still waiting in failed_records.
+    engine_env.sim.reset_log()
+    load = engine.sync("contact", ALL, "run-held")[-1]
+    assert load.counts == {"unchanged": total - 1, "skipped": 1}
+    assert engine_env.sim.request_count() == 0
+    assert engine.staging.failed_records("contact")[0]["attempts"] == 1
+
+    # Once the CRM fixes the record it lands, and leaves the dead-letter table.
     with sqlite3.connect(engine_env.crm_path) as con:
         con.execute("UPDATE contacts SET email = 'fixed@example.cz', updated_at = ? WHERE id = ?",
                     [datetime.now(UTC).replace(microsecond=0).isoformat(), bad_id])

@@ -35,24 +35,41 @@ def succeeded(row: MappedRow, outcome: str, target: dict[str, Any] | None, id_fi
     )
 
 
-def split_unchanged(
-    staging: StagingStore, entity: str, rows: list[MappedRow], *, verify: bool
-) -> tuple[list[RecordResult], list[MappedRow]]:
-    """Rows whose payload hash equals what we last wrote are unchanged at zero API cost.
+#: Failure classes that only new data can fix: retrying the same payload again is a wasted call.
+DATA_FAILURES = ("validation", "conflict")
 
-    ``verify`` (``--force-full``) skips the memory so every record is compared with the target.
+
+def split_unchanged(
+    staging: StagingStore, entity: str, rows: list[MappedRow], *, verify: bool, retry_held: bool = False
+) -> tuple[list[RecordResult], list[MappedRow]]:
+    """Rows that need no API call, and the rest.
+
+    A row whose payload hash equals what we last wrote is unchanged. A row that failed for a
+    data reason with exactly this payload before is held back (ledgered as ``skipped``, still
+    in ``failed_records``) until its data changes or ``crmsync retry-failed`` asks for it
+    (``retry_held``). ``verify`` (``--force-full``) skips the memory and compares every record.
     """
-    known = {} if verify else staging.synced_hashes(entity, [r.lookup_key or "" for r in rows])
-    unchanged: list[RecordResult] = []
+    keys = [r.lookup_key or "" for r in rows]
+    known = {} if verify else staging.synced_hashes(entity, keys)
+    held = {} if retry_held else staging.failed_hashes(entity, [r.source_id for r in rows])
+    done: list[RecordResult] = []
     todo: list[MappedRow] = []
     for row in rows:
         memory = known.get(row.lookup_key or "")
+        failure = held.get(row.source_id)
         if memory is not None and memory[0] == row.payload_hash:
-            unchanged.append(RecordResult(row.source_id, "unchanged", row.lookup_key, memory[1],
-                                          row.payload_hash, remember=False))
+            done.append(RecordResult(row.source_id, "unchanged", row.lookup_key, memory[1],
+                                     row.payload_hash, remember=False))
+        elif failure is not None and failure[0] in DATA_FAILURES and failure[1] == row.payload_hash:
+            done.append(RecordResult(
+                row.source_id, "skipped", row.lookup_key, payload_hash=row.payload_hash, error_class=failure[0],
+                error_message="held back: same data as the last failed attempt; change the record in the "
+                              "source or run `crmsync retry-failed`",
+                remember=False,
+            ))
         else:
             todo.append(row)
-    return unchanged, todo
+    return done, todo
 
 
 def samples(results: list[RecordResult], limit: int = 20) -> list[FailureSample]:

@@ -165,7 +165,7 @@ class SyncEngine:
             with self._stage(name, "retry", window, run_id) as report, self.staging.entity_lock(name):
                 report.counts["queued"] = len(ids)
                 if ids:
-                    self._sync_ids_into(name, ids, run_id, report)
+                    self._sync_ids_into(name, ids, run_id, report, retry_held=True)
                 report.checks.append(_no_failures_check(report))
             reports.append(report)
         return reports
@@ -214,15 +214,16 @@ class SyncEngine:
         return batch.batch_id
 
     def _loader(self, entity: Entity, batch: str, run_id: str, *, dry_run: bool = False,
-                verify: bool = False) -> DaktelaLoader | CrmActivityLoader:
+                verify: bool = False, retry_held: bool = False) -> DaktelaLoader | CrmActivityLoader:
         if entity == "activity":
-            return CrmActivityLoader(self.ctx, run_id, batch, dry_run=dry_run, verify=verify)
+            return CrmActivityLoader(self.ctx, run_id, batch, dry_run=dry_run, verify=verify, retry_held=retry_held)
         ensure = None if dry_run else (lambda rel_entity, ids: self._ensure_related(rel_entity, ids, run_id))
-        return DaktelaLoader(self.ctx, entity, run_id, batch, dry_run=dry_run, verify=verify, ensure_related=ensure)
+        return DaktelaLoader(self.ctx, entity, run_id, batch, dry_run=dry_run, verify=verify, ensure_related=ensure,
+                             retry_held=retry_held)
 
     def _load_batch(self, entity: Entity, batch: str, run_id: str, report: StageReport, *,
-                    verify: bool = False) -> None:
-        outcome = self._loader(entity, batch, run_id, verify=verify).run()
+                    verify: bool = False, retry_held: bool = False) -> None:
+        outcome = self._loader(entity, batch, run_id, verify=verify, retry_held=retry_held).run()
         _merge(report, outcome)
         if entity == "account":
             creator = AutoContactCreator(self.ctx, run_id, batch, verify=verify)
@@ -232,7 +233,8 @@ class SyncEngine:
                     report.counts[f"auto_contact_{key}"] = report.counts.get(f"auto_contact_{key}", 0) + value
                 report.failures.extend(auto.failures[: max(0, 20 - len(report.failures))])
 
-    def _sync_ids_into(self, entity: Entity, ids: list[str], run_id: str, report: StageReport) -> None:
+    def _sync_ids_into(self, entity: Entity, ids: list[str], run_id: str, report: StageReport, *,
+                       retry_held: bool = False) -> None:
         batch, count, gone = extract_ids(self.ctx, entity, ids, run_id)
         report.counts["extracted"] = report.counts.get("extracted", 0) + count
         if gone:
@@ -242,7 +244,7 @@ class SyncEngine:
         counts, _checks, failures = map_batch(self.ctx, entity, batch, run_id)
         report.counts["failed"] = report.counts.get("failed", 0) + counts["invalid"]
         report.failures.extend(failures)
-        self._load_batch(entity, batch, run_id, report)
+        self._load_batch(entity, batch, run_id, report, retry_held=retry_held)
         self.staging.finish_load(batch)
 
     def _ensure_related(self, entity: Entity, source_ids: list[str], run_id: str) -> None:

@@ -21,12 +21,13 @@ from crmsync_pipelines.staging.store import MappedRow, RecordResult
 
 class CrmActivityLoader:
     def __init__(self, ctx: EngineContext, run_id: str, batch_id: str, *, dry_run: bool = False,
-                 verify: bool = False) -> None:
+                 verify: bool = False, retry_held: bool = False) -> None:
         self.ctx = ctx
         self.run_id = run_id
         self.batch_id = batch_id
         self.dry_run = dry_run
         self.verify = verify
+        self.retry_held = retry_held
         self.lookup = ctx.mapping("activity").lookup_field
 
     def run(self) -> LoadOutcome:
@@ -40,7 +41,8 @@ class CrmActivityLoader:
         return outcome
 
     def process(self, rows: list[MappedRow], outcome: LoadOutcome) -> list[RecordResult]:
-        results, todo = split_unchanged(self.ctx.staging, "activity", rows, verify=self.verify)
+        results, todo = split_unchanged(self.ctx.staging, "activity", rows, verify=self.verify,
+                                        retry_held=self.retry_held)
         if not todo:
             self._record(results)
             return results

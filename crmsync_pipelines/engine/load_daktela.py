@@ -56,6 +56,7 @@ class DaktelaLoader:
         ensure_related: EnsureRelated | None = None,
         ledger_entity: str | None = None,
         mapping: Any = None,
+        retry_held: bool = False,
     ) -> None:
         self.ctx = ctx
         self.entity = entity
@@ -64,6 +65,7 @@ class DaktelaLoader:
         self.batch_id = batch_id
         self.dry_run = dry_run
         self.verify = verify
+        self.retry_held = retry_held
         self.ensure_related = ensure_related
         self.model = ctx.spec(entity).model
         self.mapping = mapping if mapping is not None else ctx.mapping(entity)
@@ -87,7 +89,8 @@ class DaktelaLoader:
 
     def process(self, rows: list[MappedRow], outcome: LoadOutcome) -> list[RecordResult]:
         """Diff and write one chunk; returns (and unless dry-run records) its results."""
-        results, todo = split_unchanged(self.ctx.staging, self.ledger_entity, rows, verify=self.verify)
+        results, todo = split_unchanged(self.ctx.staging, self.ledger_entity, rows, verify=self.verify,
+                                        retry_held=self.retry_held)
         targets = self._targets([r.lookup_key for r in todo if r.lookup_key])
         creates: list[tuple[MappedRow, WriteOp]] = []
         updates: list[tuple[MappedRow, WriteOp]] = []
@@ -192,8 +195,9 @@ class DaktelaLoader:
                 continue
             if rel.resolve_to != related_mapping.mapping.lookup_field:
                 continue
-            keys = {key_of(op.payload.get(rule.cc_field)) for op in ops} - {None}
-            unknown = sorted(k for k in keys if k is not None and k not in self.ctx.staging.known_keys(rel.entity, [k]))
+            keys = {k for k in (key_of(op.payload.get(rule.cc_field)) for op in ops) if k is not None}
+            known = self.ctx.staging.known_keys(rel.entity, keys)
+            unknown = sorted(keys - known)
             if not unknown:
                 continue
             present = self.ctx.daktela.get_by_field(self.ctx.spec(rel.entity).model, rel.resolve_to, unknown)  # type: ignore[arg-type]

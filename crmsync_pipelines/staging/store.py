@@ -249,15 +249,6 @@ class StagingStore:
             ).fetchone()
         return BatchInfo(*row) if row else None
 
-    def get_batch(self, batch_id: str) -> BatchInfo | None:
-        with self.connect() as con:
-            row = con.execute(
-                "SELECT batch_id, entity, kind, run_id, window_start, window_end, extracted FROM batches "
-                "WHERE batch_id = ?",
-                [batch_id],
-            ).fetchone()
-        return BatchInfo(*row) if row else None
-
     def iter_raw(self, batch_id: str, chunk_size: int = 5000) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         """Raw records of a batch in chunks, by keyset on source_id (no connection held between chunks)."""
         last = ""
