@@ -27,6 +27,8 @@ class EngineSettings:
     min_invalid_to_block: int = 3
     #: Transient dead letters retried automatically at the end of each load.
     auto_retry_limit: int = 1000
+    #: Planned writes a dry run (``crmsync plan``) describes field by field; counts cover all.
+    plan_sample_limit: int = 1000
 
 
 @dataclass

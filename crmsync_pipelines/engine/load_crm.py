@@ -31,7 +31,7 @@ class CrmActivityLoader:
         self.lookup = ctx.mapping("activity").lookup_field
 
     def run(self) -> LoadOutcome:
-        outcome = LoadOutcome()
+        outcome = LoadOutcome(plan_limit=self.ctx.settings.plan_sample_limit if self.dry_run else 0)
         done = 0
         for chunk in self.ctx.staging.iter_mapped(self.batch_id, self.ctx.settings.chunk_size, valid=True):
             outcome.add(self.process(chunk, outcome))
@@ -63,8 +63,9 @@ class CrmActivityLoader:
             payload = row.payload or {}
             current = existing.get(key)
             if current is None:
-                outcome.planned.append(PlannedChange("activity", row.source_id, key, "create", tuple(
-                    FieldChange(p, None, v) for p, v in flatten(payload).items())))
+                if outcome.wants_plan:
+                    fields = tuple(FieldChange(p, None, v) for p, v in flatten(payload).items())
+                    outcome.planned.append(PlannedChange("activity", row.source_id, key, "create", fields))
                 writes.append((row, True))
                 continue
             snapshot.append((key, str(current.get("id")), project(current, payload)))
@@ -72,7 +73,8 @@ class CrmActivityLoader:
             if not changes:
                 results.append(succeeded(row, "unchanged", current, "id"))
             else:
-                outcome.planned.append(PlannedChange("activity", row.source_id, key, "update", tuple(changes)))
+                if outcome.wants_plan:
+                    outcome.planned.append(PlannedChange("activity", row.source_id, key, "update", tuple(changes)))
                 writes.append((row, False))
         if self.dry_run:
             results.extend(RecordResult(r.source_id, "created" if new else "updated", r.lookup_key)

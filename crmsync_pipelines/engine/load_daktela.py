@@ -35,6 +35,13 @@ class LoadOutcome:
     planned: list[PlannedChange] = field(default_factory=list)
     #: (source_id, lookup_key) of every record that is now in Daktela (for auto-contacts).
     landed: list[tuple[str, str]] = field(default_factory=list)
+    #: How many planned writes to keep field by field (dry runs only; 0 keeps none, so a real
+    #: load of 100k records does not hold 100k change descriptions in memory).
+    plan_limit: int = 0
+
+    @property
+    def wants_plan(self) -> bool:
+        return len(self.planned) < self.plan_limit
 
     def add(self, results: list[RecordResult]) -> None:
         self.counts.update(r.outcome for r in results)
@@ -74,7 +81,7 @@ class DaktelaLoader:
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> LoadOutcome:
-        outcome = LoadOutcome()
+        outcome = LoadOutcome(plan_limit=self.ctx.settings.plan_sample_limit if self.dry_run else 0)
         self._maybe_scan()
         done = 0
         for chunk in self.ctx.staging.iter_mapped(self.batch_id, self.ctx.settings.chunk_size, valid=True):
@@ -108,8 +115,9 @@ class DaktelaLoader:
             if not matches:
                 creates.append((row, WriteOp(key=row.source_id, model=self.model, action="create",
                                              payload=payload, lookup_field=self.lookup)))
-                fields = tuple(FieldChange(p, None, v) for p, v in flatten(payload).items())
-                outcome.planned.append(PlannedChange(self.entity, row.source_id, key, "create", fields))  # type: ignore[arg-type]
+                if outcome.wants_plan:
+                    fields = tuple(FieldChange(p, None, v) for p, v in flatten(payload).items())
+                    outcome.planned.append(PlannedChange(self.entity, row.source_id, key, "create", fields))  # type: ignore[arg-type]
                 continue
             target = matches[0]
             snapshot.append((key, str(target.get("name")), project(target, payload)))
@@ -117,7 +125,8 @@ class DaktelaLoader:
             if not changes:
                 results.append(succeeded(row, "unchanged", target, "name"))
                 continue
-            outcome.planned.append(PlannedChange(self.entity, row.source_id, key, "update", tuple(changes)))  # type: ignore[arg-type]
+            if outcome.wants_plan:
+                outcome.planned.append(PlannedChange(self.entity, row.source_id, key, "update", tuple(changes)))  # type: ignore[arg-type]
             changed[row.source_id] = [c.field for c in changes]
             updates.append((row, WriteOp(key=row.source_id, model=self.model, action="update",
                                          payload=update_body(payload, target, changes),
