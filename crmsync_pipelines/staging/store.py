@@ -137,8 +137,10 @@ class StagingStore:
         delay = 0.05
         while True:
             try:
-                # One thread per connection: opening is faster and the work is I/O-light.
-                return duckdb.connect(str(self.path), config={"threads": 1})
+                # One thread per connection: opening is faster and the work is I/O-light. The
+                # memory cap keeps DuckDB's buffer cache from growing with the file; bigger work
+                # spills to disk instead of raising the sync's peak RSS.
+                return duckdb.connect(str(self.path), config={"threads": 1, "memory_limit": "192MB"})
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise
