@@ -80,15 +80,20 @@ class CrmActivityLoader:
             results.extend(RecordResult(r.source_id, "created" if new else "updated", r.lookup_key)
                            for r, new in writes)
             return results
-        self.ctx.staging.save_snapshot("activity", self.run_id, snapshot)
-        if writes:
-            stored = self.ctx.crm.upsert_activities(self.lookup, [r.payload or {} for r, _ in writes])
-            for (row, new), result in zip(writes, stored, strict=True):
-                if isinstance(result, BaseException):
-                    results.append(failed(row, result))
-                else:
-                    results.append(succeeded(row, "created" if new else "updated", result, "id"))
-        self._record(results)
+        with self.ctx.staging.session():
+            self.ctx.staging.save_snapshot("activity", self.run_id, snapshot)
+            self._record(results)
+        size = max(1, self.ctx.config.sync.batch_size)
+        for start in range(0, len(writes), size):
+            batch = writes[start:start + size]
+            stored = self.ctx.crm.upsert_activities(self.lookup, [r.payload or {} for r, _ in batch])
+            written = [
+                failed(row, result) if isinstance(result, BaseException)
+                else succeeded(row, "created" if new else "updated", result, "id")
+                for (row, new), result in zip(batch, stored, strict=True)
+            ]
+            self._record(written)
+            results.extend(written)
         return results
 
     def _record(self, results: list[RecordResult]) -> None:

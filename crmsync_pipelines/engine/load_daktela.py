@@ -132,19 +132,32 @@ class DaktelaLoader:
                                          payload=update_body(payload, target, changes),
                                          name=str(target.get("name")), lookup_field=self.lookup)))
         if not self.dry_run:
+            work = creates + updates
             if self.ensure_related is not None:
-                self._ensure_related([op for _, op in creates + updates])
-            results.extend(self._write(creates + updates))
-            with self.ctx.staging.session():
-                self.ctx.staging.save_snapshot(self.ledger_entity, self.run_id, snapshot)
-                self.ctx.staging.save_diffs(self.batch_id, self.run_id, self.ledger_entity, [
-                    (r.source_id, r.lookup_key, _action(r), changed.get(r.source_id, [])) for r in results
-                ])
-                self.ctx.staging.record_results(self.run_id, self.batch_id, self.ledger_entity, results)
+                self._ensure_related([op for _, op in work])
+            self._record(results, snapshot, changed)
+            # Writes are ledgered every `sync.batch_size` records, so a crash leaves at most that
+            # many writes unrecorded (the next run re-reads them by key; never a duplicate).
+            size = max(1, self.ctx.config.sync.batch_size)
+            for start in range(0, len(work), size):
+                written = self._write(work[start:start + size])
+                self._record(written, [], changed)
+                results.extend(written)
         else:
             results.extend(RecordResult(row.source_id, "created" if op.action == "create" else "updated",
                                         row.lookup_key) for row, op in creates + updates)
         return results
+
+    def _record(self, results: list[RecordResult], snapshot: list[tuple[str, str | None, dict[str, Any]]],
+                changed: dict[str, list[str]]) -> None:
+        if not results and not snapshot:
+            return
+        with self.ctx.staging.session():
+            self.ctx.staging.save_snapshot(self.ledger_entity, self.run_id, snapshot)
+            self.ctx.staging.save_diffs(self.batch_id, self.run_id, self.ledger_entity, [
+                (r.source_id, r.lookup_key, _action(r), changed.get(r.source_id, [])) for r in results
+            ])
+            self.ctx.staging.record_results(self.run_id, self.batch_id, self.ledger_entity, results)
 
     # -- target state ----------------------------------------------------------------------------
     def _maybe_scan(self) -> None:
