@@ -40,6 +40,10 @@ def validate(config_path: Path | None) -> None:
                    f"{rules} rules, lookup field {lookup} ({entity.mapping_file})")
     if not enabled:
         click.echo("  warning: no entity is enabled; a sync would do nothing")
+    for custom in config.sync.custom_entities:
+        if custom.enabled:
+            click.echo(f"  warning: custom entity {custom.name!r} is enabled, but crmsync does not sync "
+                       "custom entities yet; it is ignored")
 
 
 @click.command("config-view")
