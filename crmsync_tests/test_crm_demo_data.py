@@ -7,6 +7,7 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -88,7 +89,8 @@ def test_data_is_realistic_and_dirty(tmp_path: Path) -> None:
 def test_modified_times_cover_thirty_days_and_today(tmp_path: Path) -> None:
     stats = _generate(tmp_path, "demo.sqlite")
     adapter = SqlCrmAdapter(SqlCrmSettings(path=str(stats.path)))
-    today = DEMO_NOW.replace(hour=0, minute=0, second=0)
+    # "Today" is the Daktela instance's local day (the partition the pipeline syncs), not the UTC day.
+    today = DEMO_NOW.astimezone(ZoneInfo("Europe/Prague")).replace(hour=0, minute=0, second=0)
     in_today = list(adapter.iter_contacts(today, today + timedelta(days=1)))
     assert len(in_today) == stats.contacts_modified_today
     assert 0.15 * 600 <= len(in_today) <= 0.35 * 600

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 DEMO_SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -265,6 +266,8 @@ _SK_MOBILE_PREFIXES = (901, 902, 903, 904, 905, 907, 908, 910, 911, 914, 915, 91
 
 #: Share of generated records whose modified time is "today", so the current partition has data.
 TODAY_SHARE = 0.25
+#: The zone whose calendar day counts as "today" (the default Daktela instance zone).
+DEMO_TIMEZONE = "Europe/Prague"
 HISTORY_DAYS = 30
 NO_ACCOUNT_SHARE = 0.10
 DUPLICATE_SHARE = 0.01
@@ -321,10 +324,13 @@ def _ico(rng: random.Random) -> str:
 class _DemoFaker:
     """Realistic-looking values from one seeded random source."""
 
-    def __init__(self, rng: random.Random, now: datetime) -> None:
+    def __init__(self, rng: random.Random, now: datetime, timezone: str = DEMO_TIMEZONE) -> None:
         self.rng = rng
         self.now = now
-        self.today_start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        # "Today" is the local day of the Daktela instance, because that is the day partition the
+        # pipeline syncs; a UTC day would leave the current partition empty around local midnight.
+        local_midnight = now.astimezone(ZoneInfo(timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
+        self.today_start = local_midnight.astimezone(UTC)
         self._today_ts = self.today_start.timestamp()
         self._today_span = max(now.timestamp() - self._today_ts, 0.0)
         self._history_ts = self._today_ts - HISTORY_DAYS * 86_400
@@ -496,6 +502,7 @@ def create_demo_crm(
     seed: int = 42,
     now: datetime | None = None,
     overwrite: bool = False,
+    timezone: str = DEMO_TIMEZONE,
 ) -> DemoCrmStats:
     """Create the demo CRM file (schema plus data) in one transaction.
 
@@ -512,8 +519,8 @@ def create_demo_crm(
             Path(f"{target}{suffix}").unlink(missing_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    faker = _DemoFaker(random.Random(seed), moment)
-    today_prefix = faker.today_start.date().isoformat()
+    faker = _DemoFaker(random.Random(seed), moment, timezone)
+    today_from = faker.today_start.strftime("%Y-%m-%dT%H:%M:%S+00:00")
     conn = _connect(target)
     try:
         conn.executescript(DEMO_SCHEMA)
@@ -527,7 +534,7 @@ def create_demo_crm(
         counters = {"no_account": 0, "today": 0}
         conn.executemany(
             _insert_sql("contacts", CONTACT_COLUMNS),
-            _counted_contacts(faker, contacts, domains, account_ids, counters, today_prefix),
+            _counted_contacts(faker, contacts, domains, account_ids, counters, today_from),
         )
         for statement in filter(str.strip, DEMO_INDEXES.split(";")):
             conn.execute(statement)
@@ -554,7 +561,7 @@ def _counted_contacts(
     domains: Mapping[int, tuple[str, bool]],
     account_ids: list[int],
     counters: dict[str, int],
-    today_prefix: str,
+    today_from: str,
 ) -> Iterator[tuple[Any, ...]]:
     """Contact rows, with a few near-duplicates of earlier contacts (same person entered twice)."""
     rng = faker.rng
@@ -569,7 +576,7 @@ def _counted_contacts(
                 recent.append(row)
         if row[5] is None:
             counters["no_account"] += 1
-        if str(row[8]).startswith(today_prefix):
+        if str(row[8]) >= today_from:  # same fixed-width UTC format, so text order is time order
             counters["today"] += 1
         yield row
 
