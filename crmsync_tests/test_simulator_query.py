@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from crmsync_pipelines.phpquery import parse_query
 from crmsync_pipelines.simulator import SimulatorHandle, run_simulator
-from crmsync_pipelines.simulator.phpquery import parse_query
 
 
 def test_php_query_parses_encoded_and_raw_brackets_identically() -> None:

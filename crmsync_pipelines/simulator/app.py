@@ -18,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from crmsync_pipelines.phpquery import parse_query
 from crmsync_pipelines.simulator.config import Fault, RequestRecord, SimulatorConfig
 from crmsync_pipelines.simulator.faults import FaultBook, RateLimiter, RequestLog
 from crmsync_pipelines.simulator.messages import ApiError
 from crmsync_pipelines.simulator.models import MODELS
-from crmsync_pipelines.simulator.phpquery import parse_query
 from crmsync_pipelines.simulator.records import local_now
 from crmsync_pipelines.simulator.state import SimulatorState
 from crmsync_pipelines.simulator.webhook_emitter import WebhookEmitter, WebhookTarget

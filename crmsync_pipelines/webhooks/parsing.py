@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from crmsync_pipelines.phpquery import parse_query
+
 Source = Literal["daktela", "crm"]
 WebhookEntity = Literal["account", "contact", "activity"]
 
@@ -99,43 +101,10 @@ def _decode_form(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise PayloadError(400, "form body is not valid UTF-8") from None
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+        parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))  # validation only
     except ValueError:
         raise PayloadError(400, "malformed form-encoded body") from None
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        _set_nested(result, _split_form_key(key), value)
-    return result
-
-
-def _split_form_key(key: str) -> list[str]:
-    """``data[contact][name]`` -> ``["data", "contact", "name"]`` (PHP bracket notation)."""
-    head, bracket, rest = key.partition("[")
-    if not bracket:
-        return [key]
-    parts = [head]
-    for segment in ("[" + rest).split("]")[:-1]:
-        parts.append(segment.lstrip("["))
-    return parts
-
-
-def _set_nested(target: dict[str, Any], parts: list[str], value: str) -> None:
-    node = target
-    for index, part in enumerate(parts[:-1]):
-        if index == len(parts) - 2 and parts[-1] == "":
-            # ``tags[]=a&tags[]=b`` appends to a list, as PHP does.
-            existing = node.get(part)
-            if not isinstance(existing, list):
-                existing = []
-                node[part] = existing
-            existing.append(value)
-            return
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
+    return parse_query(text)
 
 
 def _record_id(value: Any) -> str | None:

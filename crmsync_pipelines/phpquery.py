@@ -1,5 +1,8 @@
 """PHP-style bracket query parsing (``a[b][0]=x``), as the real PHP server does it.
 
+Shared by the Daktela simulator (query strings) and the webhook receiver (form-encoded
+bodies from Daktela automations), because both speak PHP's wire format.
+
 Clients encode brackets differently (httpx percent-encodes them, others send them raw); PHP
 decodes first and then splits on brackets, so both spellings land in the same tree.
 """
