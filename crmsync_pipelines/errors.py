@@ -77,6 +77,22 @@ class AuthError(AdapterError):
     error_class = ErrorClass.AUTH
 
 
+class QuotaExhaustedError(AdapterError):
+    """A request budget of the remote system is used up (for example Raynet's daily quota).
+
+    Transient: the engine stops writing to that system for the rest of the run, files every
+    record it did not write as a ``transient`` failure, and the next run resumes them. The run
+    ends *partial and resumable*, never crashed. ``retry_after_s`` is when the budget is
+    expected back (``None`` when the system does not say).
+    """
+
+    error_class = ErrorClass.TRANSIENT
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class StagingBusyError(CrmsyncError):
     """Another process holds the DuckDB staging file for longer than we are willing to wait."""
 
