@@ -152,3 +152,38 @@ def test_fault_spec_parsing() -> None:
     for bad in ("nothing", "*=boom", "*=500x0", "*=slow:abc"):
         with pytest.raises(ValueError):
             Fault.parse(bad)
+
+
+def test_retry_after_is_sent_with_any_status(simulator: SimulatorHandle, simulator_client: httpx.Client) -> None:
+    simulator.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=503, retry_after="10"))
+    simulator.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=502, body="html", retry_after="3"))
+    first, second = simulator_client.get("/contacts.json"), simulator_client.get("/contacts.json")
+    assert (first.status_code, first.headers["Retry-After"]) == (503, "10")
+    assert (second.status_code, second.headers["Retry-After"]) == (502, "3")
+    assert "Retry-After" not in simulator_client.get("/contacts.json").headers
+
+
+def test_after_lets_requests_through_before_firing(
+    simulator: SimulatorHandle, simulator_client: httpx.Client
+) -> None:
+    simulator.add_fault(Fault(route=f"POST {CONTACTS}", kind="status", status=401, after=2, times=None))
+    codes = [simulator_client.post("/contacts.json", json=NEW).status_code for _ in range(4)]
+    assert codes == [201, 201, 401, 401]
+    assert simulator.count("contacts") == 2
+    assert simulator_client.get("/contacts.json").status_code == 200  # other routes are not counted
+    with pytest.raises(ValueError, match="after"):
+        Fault(route="*", kind="status", after=-1)
+
+
+def test_empty_200_after_the_write_landed(simulator: SimulatorHandle, simulator_client: httpx.Client) -> None:
+    simulator.add_fault(Fault(route=f"POST {CONTACTS}", kind="status", status=200, apply_after=True))
+    response = simulator_client.post("/contacts.json", json={**NEW, "name": "quiet"})
+    assert (response.status_code, response.content) == (200, b"")
+    assert simulator.get("contacts", "quiet") is not None
+
+
+def test_fault_spec_with_retry_after() -> None:
+    assert Fault.parse("*=503:10x3") == Fault(route="*", kind="status", status=503, retry_after="10", times=3)
+    assert Fault.parse("*=429:7").retry_after == "7"
+    with pytest.raises(ValueError, match="whole seconds"):
+        Fault.parse("*=503:soon")

@@ -169,9 +169,10 @@ class SimulatorApp:
     @staticmethod
     def _status_fault(fault: Fault) -> Response:
         if fault.body == "html":
-            return Response(_HTML_ERROR, fault.status, media_type="text/html")
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+            return Response(_HTML_ERROR, fault.status, media_type="text/html", headers=headers)
         response = Response(b"", fault.status)
-        if fault.status == 429 and fault.retry_after:
+        if fault.retry_after:
             response.headers["Retry-After"] = fault.retry_after
         return response
 

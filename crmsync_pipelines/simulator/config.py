@@ -77,6 +77,9 @@ class Fault:
     probability: float = 1.0
     apply_after: bool = False
     body: Literal["empty", "html"] = "empty"
+    #: How many matching requests pass untouched before the fault starts to fire (for example
+    #: a token revoked after the 10th create: ``after=10, status=401, times=None``).
+    after: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -85,6 +88,8 @@ class Fault:
             raise ValueError("fault probability must be between 0 and 1")
         if self.times is not None and self.times < 1:
             raise ValueError("fault times must be >= 1 or None (forever)")
+        if self.after < 0:
+            raise ValueError("fault after must be >= 0")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:
@@ -99,9 +104,10 @@ class Fault:
     def parse(cls, spec: str) -> Fault:
         """Parse the CLI form ``ROUTE=WHAT[xTIMES]``.
 
-        WHAT is a status code (``500``; ``429`` means a rate-limit answer), ``malformed``,
-        ``reset`` or ``slow:SECONDS``; TIMES is a count or ``*`` for forever (default 1).
-        Examples: ``'POST /api/v6/contacts.json=500x2'``, ``'*=slow:1.5x*'``.
+        WHAT is a status code (``500``; ``429`` means a rate-limit answer), optionally with a
+        ``Retry-After`` in seconds (``503:10``), ``malformed``, ``reset`` or ``slow:SECONDS``;
+        TIMES is a count or ``*`` for forever (default 1).
+        Examples: ``'POST /api/v6/contacts.json=500x2'``, ``'*=503:10x3'``, ``'*=slow:1.5x*'``.
         """
         route, sep, what = spec.rpartition("=")
         if not sep or not route.strip() or not what:
@@ -116,11 +122,14 @@ class Fault:
             else:
                 raise ValueError(f"fault spec {spec!r}: times must be a positive number or '*'")
         route = route.strip()
-        if what.isdigit():
-            code = int(what)
+        code_text, _, retry_after = what.partition(":")
+        if code_text.isdigit():
+            code = int(code_text)
+            if retry_after and not retry_after.isdigit():
+                raise ValueError(f"fault spec {spec!r}: Retry-After must be whole seconds, e.g. 503:10")
             if code == 429:
-                return cls(route=route, kind="rate_limit", status=429, retry_after="1", times=times)
-            return cls(route=route, kind="status", status=code, times=times)
+                return cls(route=route, kind="rate_limit", status=429, retry_after=retry_after or "1", times=times)
+            return cls(route=route, kind="status", status=code, retry_after=retry_after or None, times=times)
         if what == "malformed":
             return cls(route=route, kind="malformed_json", times=times)
         if what == "reset":

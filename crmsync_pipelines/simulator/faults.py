@@ -32,12 +32,12 @@ class FaultBook:
 
     def __init__(self, seed: str = "faults") -> None:
         self._lock = threading.Lock()
-        self._faults: list[list[object]] = []  # [fault, remaining]
+        self._faults: list[list[object]] = []  # [fault, remaining, still to let through]
         self._random = random.Random(seed)
 
     def add(self, fault: Fault) -> None:
         with self._lock:
-            self._faults.append([fault, fault.times])
+            self._faults.append([fault, fault.times, fault.after])
 
     def clear(self) -> None:
         with self._lock:
@@ -51,9 +51,13 @@ class FaultBook:
         """The first fault that fires for this request, consuming one use of it."""
         with self._lock:
             for entry in self._faults:
-                fault, remaining = entry
+                fault, remaining, let_through = entry
                 assert isinstance(fault, Fault)
                 if not route_matches(fault.route, method, path):
+                    continue
+                assert isinstance(let_through, int)
+                if let_through > 0:
+                    entry[2] = let_through - 1
                     continue
                 if fault.probability < 1.0 and self._random.random() >= fault.probability:
                     continue
