@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from crmsync_pipelines.daktela import (
@@ -328,3 +329,84 @@ def test_whoim_and_constructor_validation(simulator: SimulatorHandle, client: Da
     with pytest.raises(ValueError, match="access_token"):
         DaktelaClient(simulator.base_url, "")
     assert client.base_url == simulator.base_url.rstrip("/") + "/api/v6/"
+
+
+# -- issue 10: answers that are retried -----------------------------------------------------------
+def test_empty_200_on_a_list_read_is_retried(simulator: SimulatorHandle, client: DaktelaClient) -> None:
+    simulator.insert("contacts", contact("c1"))
+    simulator.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=200, times=2))
+    page = client.list("contacts")
+    assert [r["name"] for r in page.records] == ["c1"]
+    assert simulator.request_count("GET", CONTACTS) == 3
+    assert client.stats.retries == 2
+
+
+def test_empty_200_retries_are_bounded_and_name_the_route(simulator: SimulatorHandle, client: DaktelaClient) -> None:
+    simulator.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=200, times=None))
+    with pytest.raises(DaktelaProtocolError, match=r"GET /api/v6/contacts\.json returned HTTP 200 with an empty body"):
+        client.list("contacts")
+    assert simulator.request_count("GET", CONTACTS) == 3
+
+
+def test_empty_200_on_a_post_is_a_protocol_error_not_retried_by_the_client(
+    simulator: SimulatorHandle, client: DaktelaClient
+) -> None:
+    simulator.add_fault(Fault(route=f"POST {CONTACTS}", kind="status", status=200, apply_after=True))
+    with pytest.raises(DaktelaProtocolError, match="empty body"):
+        client.create("contacts", contact("c1"))
+    assert simulator.request_count("POST", CONTACTS) == 1
+    assert simulator.count("contacts") == 1
+
+
+def test_a_read_without_a_result_object_is_retried(simulator: SimulatorHandle, client: DaktelaClient) -> None:
+    class NoResult(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            self.calls += 1
+            if self.calls == 1:
+                return httpx.Response(200, json={"error": [], "result": None})
+            return httpx.Response(200, json={"error": [], "result": {"data": [], "total": 0}})
+
+    transport = NoResult()
+    with make_client(simulator, transport=transport) as c:
+        assert c.list("contacts").total == 0
+    assert transport.calls == 2
+
+
+@pytest.mark.parametrize("status", [503, 500, 502])
+def test_retry_after_on_a_5xx_read_is_honoured(simulator: SimulatorHandle, status: int) -> None:
+    simulator.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=status, retry_after="1", times=2))
+    with make_client(simulator, max_retries=5) as c:
+        started = time.monotonic()
+        assert c.list("contacts").total == 0
+        elapsed = time.monotonic() - started
+    assert simulator.request_count("GET", CONTACTS) == 3
+    assert elapsed >= 1.9  # two waits of Retry-After: 1, not a jittered backoff of a few ms
+
+
+def test_retry_after_on_a_503_outlasting_the_budget_gives_up_after_the_waits(simulator: SimulatorHandle) -> None:
+    simulator.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=503, retry_after="1", times=None))
+    with make_client(simulator, max_retries=2) as c, pytest.raises(DaktelaServerError) as info:
+        started = time.monotonic()
+        c.list("contacts")
+    assert time.monotonic() - started >= 1.9
+    assert info.value.retry_after_s == 1
+    assert simulator.request_count("GET", CONTACTS) == 3
+
+
+def test_retry_after_longer_than_max_retry_after_s_fails_at_once(simulator: SimulatorHandle) -> None:
+    simulator.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=503, retry_after="600", times=None))
+    with make_client(simulator, max_retries=5, max_retry_after_s=5) as c, pytest.raises(DaktelaServerError) as info:
+        c.list("contacts")
+    assert info.value.retry_after_s == 600
+    assert simulator.request_count("GET", CONTACTS) == 1
+
+
+def test_a_write_5xx_carries_retry_after_for_the_adapter(simulator: SimulatorHandle, client: DaktelaClient) -> None:
+    simulator.add_fault(Fault(route=f"POST {CONTACTS}", kind="status", status=503, retry_after="7"))
+    with pytest.raises(DaktelaServerError) as info:
+        client.create("contacts", contact("c1"))
+    assert info.value.retry_after_s == 7
+    assert simulator.request_count("POST", CONTACTS) == 1

@@ -6,9 +6,10 @@ filter encoding, envelope quirks (``total`` as a string, ``data`` keyed by name)
 errors, pacing with a token bucket, and retries:
 
 - 429 is retried for every method (the request was not processed), waiting ``Retry-After``;
-- 5xx, timeouts, resets and non-JSON answers are retried for GET only, with exponential
-  backoff and full jitter. POST/PUT are never repeated here: whether that is safe depends on
-  the operation, which only the adapter knows.
+- 5xx, timeouts, resets, empty and non-JSON 2xx answers are retried for GET only, waiting the
+  server's ``Retry-After`` when it sent one (any status), else exponential backoff with full
+  jitter. POST/PUT are never repeated here: whether that is safe depends on the operation,
+  which only the adapter knows (it gets the ``Retry-After`` on the error, ``retry_after_s``).
 """
 
 from __future__ import annotations
@@ -371,7 +372,12 @@ class DaktelaClient:
                     error = exc
             if method != "GET" or attempt >= self.retry.max_retries:
                 raise error
-            wait = self.retry.backoff_s(attempt)
+            wait = self.retry.delay_s(attempt, error.retry_after_s)
+            if wait is None:
+                logger.info("%s %s failed (%s) and asks to wait %.0fs (more than max_retry_after_s=%g); "
+                            "not retrying", method, path, type(error).__name__, error.retry_after_s,
+                            self.retry.max_retry_after_s)
+                raise error
             self._stats.count_retry(rate_limited=False)
             logger.info("%s %s failed (%s); retry %d in %.2fs", method, path, type(error).__name__, attempt + 1, wait)
             time.sleep(wait)
@@ -400,8 +406,12 @@ class DaktelaClient:
     def _decode(self, response: httpx.Response, method: str, path: str) -> dict[str, Any] | None:
         status = response.status_code
         if 200 <= status < 300:
-            if status == 204 or not response.content.strip():
-                return None
+            if not response.content.strip():
+                if method == "DELETE":
+                    return None
+                # Every Daktela answer but DELETE's carries an envelope: an empty 2xx is a
+                # protocol error (a GET is retried; a write goes to the adapter's "did it land?").
+                raise self._protocol_error(method, path, f"{method} {path} returned HTTP {status} with an empty body")
             try:
                 data = response.json()
             except ValueError:
@@ -410,6 +420,9 @@ class DaktelaClient:
                 ) from None
             if not isinstance(data, dict):
                 raise self._protocol_error(method, path, f"{method} {path} returned JSON that is not an envelope")
+            if method == "GET" and not isinstance(data.get("result"), dict):
+                # Checked here, inside the retry loop: a read without its result object is retried.
+                raise self._protocol_error(method, path, f"{method} {path} returned no result object")
             return data
         try:
             body = response.json()
@@ -424,6 +437,7 @@ class DaktelaClient:
             "method": method,
             "path": path,
             "status": status,
+            "retry_after_s": parse_retry_after(response.headers.get("Retry-After")),
         }
         if status in (401, 403):
             what = "access token refused" if status == 401 else "access token lacks rights for this route"

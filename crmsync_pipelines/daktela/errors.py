@@ -23,11 +23,14 @@ class DaktelaError(AdapterError):
         method: str = "",
         path: str = "",
         status: int | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         self.instance = instance
         self.method = method
         self.path = path
         self.status = status
+        #: Seconds the server asked us to wait (``Retry-After``), when it said so.
+        self.retry_after_s = retry_after_s
         super().__init__(message)
 
 
@@ -69,13 +72,9 @@ class DaktelaNotFoundError(DaktelaError):
 class DaktelaRateLimitError(DaktelaError):
     """429 that outlasted the retry budget (or asked for a longer wait than we accept)."""
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
-        self.retry_after_s = retry_after_s
-        super().__init__(message, **kwargs)
-
 
 class DaktelaServerError(DaktelaError):
-    """5xx from the instance."""
+    """5xx (or 408) from the instance; ``retry_after_s`` holds its ``Retry-After``, if any."""
 
 
 class DaktelaTransportError(DaktelaError):
@@ -83,7 +82,7 @@ class DaktelaTransportError(DaktelaError):
 
 
 class DaktelaProtocolError(DaktelaError):
-    """A 2xx answer that is not a Daktela envelope (HTML from a proxy, truncated JSON...)."""
+    """A 2xx answer that is not a Daktela envelope (empty body, HTML from a proxy, truncated JSON...)."""
 
 
 #: Errors after which a request may be repeated without changing its meaning (for GET and PUT).

@@ -37,6 +37,19 @@ class RetryPolicy:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * (2 ** min(attempt, 30)))
         return self.rng.uniform(0.0, ceiling)
 
+    def delay_s(self, attempt: int, retry_after_s: float | None) -> float | None:
+        """Seconds to wait before retry number ``attempt + 1``; ``None`` means "give up now".
+
+        The server's ``Retry-After`` (RFC 9110 §10.2.3, sent with 429 and 503, and honoured
+        with any status that carries it) wins over our backoff; a demand longer than
+        ``max_retry_after_s`` ends the retries at once instead of holding a worker for minutes.
+        """
+        if retry_after_s is None:
+            return self.backoff_s(attempt)
+        if retry_after_s > self.max_retry_after_s:
+            return None
+        return retry_after_s
+
 
 def parse_retry_after(header: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date).
