@@ -24,9 +24,11 @@ from crmsync_pipelines.daktela.activities import flatten_activity, type_code
 from crmsync_pipelines.daktela.client import MAX_TAKE, DaktelaClient
 from crmsync_pipelines.daktela.errors import (
     TRANSIENT_ERRORS,
+    DaktelaAuthError,
     DaktelaError,
     DaktelaNotFoundError,
     DaktelaProtocolError,
+    DaktelaValidationError,
 )
 from crmsync_pipelines.daktela.filters import And, F, Filter, Or
 from crmsync_pipelines.daktela.normalize import normalize_record
@@ -39,6 +41,12 @@ logger = logging.getLogger("crmsync.daktela")
 
 #: Models that live in a CRM database: reads and lookups are scoped to it, creates carry it.
 DATABASE_MODELS = frozenset({"contacts", "accounts"})
+
+#: Instances (by URL) that answered a date filter on ``activities`` with HTTP 400 ("Filtering
+#: by 'time' is not allowed here"). Remembered for the life of the process, so each process
+#: pays one refused request per instance and logs the fallback once.
+_NO_ACTIVITY_DATE_FILTERS: set[str] = set()
+_NO_ACTIVITY_DATE_FILTERS_LOCK = threading.Lock()
 
 _INSTANCE_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
 
@@ -313,10 +321,15 @@ class DaktelaAdapter:
     def create(self, model: str, payload: dict[str, Any], *, lookup_field: str = "name") -> dict[str, Any]:
         """POST a record; returns it normalized.
 
-        After a 5xx, timeout or reset the POST may or may not have been stored, so it is
-        repeated only after a lookup by ``payload[lookup_field]`` finds nothing; a record found
-        there is returned instead of creating a duplicate. Without a lookup value the original
-        error is raised.
+        After a 5xx, timeout, reset or empty 2xx the POST may or may not have been stored, so
+        it is repeated only after a lookup by ``payload[lookup_field]`` finds nothing (waiting
+        the server's ``Retry-After`` when it sent one); a record found there is returned
+        instead of creating a duplicate. Without a lookup value the original error is raised.
+
+        A re-POST refused because its lookup value is taken (``name: Record with this name
+        already exists``) means our earlier POST, whose answer we never got, landed after the
+        lookup ran (a create slower than the client's timeout): the record is read back and
+        returned as created.
         """
         body = dict(payload)
         if model in DATABASE_MODELS and self.database and not body.get("database"):
@@ -326,6 +339,15 @@ class DaktelaAdapter:
         while True:
             try:
                 return normalize_record(self.client.create(model, body))
+            except DaktelaValidationError as exc:
+                if attempt == 0 or lookup_value is None or not _refuses_field(exc, lookup_field):
+                    raise
+                landed = self._find_landed(model, lookup_field, lookup_value, None)
+                if landed is None:
+                    raise
+                logger.info("create %s: the re-sent POST found the first one stored late; using the stored record",
+                            model)
+                return landed
             except TRANSIENT_ERRORS as exc:
                 if lookup_value is None or attempt >= self.client.max_retries:
                     raise
@@ -333,13 +355,22 @@ class DaktelaAdapter:
                 if landed is not None:
                     logger.info("create %s: the failed POST was stored; using the stored record", model)
                     return landed
-                delay = self.client.retry.backoff_s(attempt)
+                # Known not to have landed: only now may the server's Retry-After be honoured.
+                delay = self.client.retry.delay_s(attempt, exc.retry_after_s)
+                if delay is None:
+                    raise
                 logger.info("create %s failed (%s); not stored, retrying in %.2fs", model, type(exc).__name__, delay)
                 time.sleep(delay)
                 attempt += 1
 
-    def _find_landed(self, model: str, field: str, value: Any, original: DaktelaError) -> dict[str, Any] | None:
-        """The record a failed create may have stored; if we cannot tell, the create error stands."""
+    def _find_landed(
+        self, model: str, field: str, value: Any, original: DaktelaError | None
+    ) -> dict[str, Any] | None:
+        """The record a failed create may have stored.
+
+        If the lookup itself fails we cannot tell: ``original`` (the create's error) stands,
+        or, without one, the lookup's own error is raised.
+        """
         try:
             if field == "name":
                 try:
@@ -353,11 +384,17 @@ class DaktelaAdapter:
                 page = self.client.list(model, filters=[F(field, "eq", str(value))], sort=[("name", "asc")], take=2)
                 hits = [normalize_record(r) for r in page.records]
         except DaktelaError as lookup_error:
+            if original is None:
+                raise
             raise original from lookup_error
         return hits[0] if hits else None
 
     def update(self, model: str, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """PUT; repeated on 5xx/timeouts (a PUT of the same body is idempotent), bounded."""
+        """PUT; repeated on 5xx/timeouts (a PUT of the same body is idempotent), bounded.
+
+        The server's ``Retry-After`` is honoured; a longer one than ``max_retry_after_s``
+        raises at once.
+        """
         attempt = 0
         while True:
             try:
@@ -365,12 +402,16 @@ class DaktelaAdapter:
             except TRANSIENT_ERRORS as exc:
                 if attempt >= self.client.max_retries:
                     raise
-                delay = self.client.retry.backoff_s(attempt)
+                delay = self.client.retry.delay_s(attempt, exc.retry_after_s)
+                if delay is None:
+                    raise
                 logger.info("update %s failed (%s); retrying in %.2fs", model, type(exc).__name__, delay)
                 time.sleep(delay)
                 attempt += 1
 
-    def _apply_one(self, op: WriteOp) -> WriteResult:
+    def _apply_one(self, op: WriteOp, refused: list[DaktelaAuthError]) -> WriteResult:
+        if refused:
+            return WriteResult(op=op, record=None, error=_not_sent(refused[0]))
         try:
             if op.action == "create":
                 record = self.create(op.model, op.payload, lookup_field=op.lookup_field)
@@ -380,6 +421,9 @@ class DaktelaAdapter:
                 record = self.update(op.model, op.name, op.payload)
             else:
                 raise ValueError(f"unknown write action {op.action!r}")
+        except DaktelaAuthError as exc:
+            refused.append(exc)
+            return WriteResult(op=op, record=None, error=exc)
         except Exception as exc:
             return WriteResult(op=op, record=None, error=exc)
         return WriteResult(op=op, record=record, error=None)
@@ -387,13 +431,17 @@ class DaktelaAdapter:
     def apply_writes(self, ops: Iterable[WriteOp]) -> Iterator[WriteResult]:
         """Run writes on ``write_concurrency`` threads; results in completion order.
 
-        A failing op becomes a result with ``error`` set and never stops the others. Ops are
-        pulled from the iterable lazily, so a huge stream is never held in memory at once.
+        A failing op becomes a result with ``error`` set and never stops the others, with one
+        exception: once Daktela refuses the token (401/403), no further op is sent. Writes
+        already on the wire finish; every later op gets a ``DaktelaAuthError`` result saying
+        it was not sent. Every op yields exactly one result. Ops are pulled from the iterable
+        lazily, so a huge stream is never held in memory at once.
         """
         pending: set[Future[WriteResult]] = set()
         queue_limit = self.write_concurrency * 2
         op_iter = iter(ops)
         exhausted = False
+        refused: list[DaktelaAuthError] = []
         with ThreadPoolExecutor(max_workers=self.write_concurrency, thread_name_prefix="daktela-write") as pool:
             try:
                 while True:
@@ -402,7 +450,10 @@ class DaktelaAdapter:
                         if op is None:
                             exhausted = True
                             break
-                        pending.add(pool.submit(self._apply_one, op))
+                        if refused:
+                            yield WriteResult(op=op, record=None, error=_not_sent(refused[0]))
+                            continue
+                        pending.add(pool.submit(self._apply_one, op, refused))
                     if not pending:
                         return
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -424,18 +475,115 @@ class DaktelaAdapter:
         """Flattened activities of one type with ``time_field`` in ``[since, until)``.
 
         One call per type, each with its own keyset cursor, so types never share an offset (W1).
+
+        Some instances refuse any date filter on activities (HTTP 400, "Filtering by 'time'
+        is not allowed here"). Then the type is read without it, newest first, and windowed
+        here (see ``_activities_windowed_here``); the instance is remembered for the process
+        lifetime and the fallback is logged once. A 400 that the unfiltered read gets too is
+        not about date filters and is raised as it was.
         """
         code = type_code(activity_type)
         windowed = since is not None or until is not None
-        for record in self._keyset(
-            "activities",
-            lambda: [F("type", "eq", code), *self._window(time_field, since, until)],
-            time_field,
-            fields=None,
-            include_nulls=not windowed and time_field != "time",
-            restart_on_timezone=windowed,
-        ):
-            yield flatten_activity(record, activity_type)
+        include_nulls = not windowed and time_field != "time"
+        seen: set[str] = set()
+        if (windowed or include_nulls) and self._refuses_activity_date_filters():
+            yield from self._activities_windowed_here(code, activity_type, since, until, time_field, seen, None)
+            return
+        try:
+            for record in self._keyset(
+                "activities",
+                lambda: [F("type", "eq", code), *self._window(time_field, since, until)],
+                time_field,
+                fields=None,
+                include_nulls=include_nulls,
+                restart_on_timezone=windowed,
+            ):
+                seen.add(str(record.get("name")))
+                yield flatten_activity(record, activity_type)
+        except DaktelaValidationError as refusal:
+            if not (windowed or include_nulls) or refusal.status != 400:
+                raise
+            yield from self._activities_windowed_here(code, activity_type, since, until, time_field, seen, refusal)
+
+    def _refuses_activity_date_filters(self) -> bool:
+        with _NO_ACTIVITY_DATE_FILTERS_LOCK:
+            return self.client.instance_url in _NO_ACTIVITY_DATE_FILTERS
+
+    def _remember_refused_date_filters(self, refusal: DaktelaValidationError) -> None:
+        with _NO_ACTIVITY_DATE_FILTERS_LOCK:
+            new = self.client.instance_url not in _NO_ACTIVITY_DATE_FILTERS
+            _NO_ACTIVITY_DATE_FILTERS.add(self.client.instance_url)
+        if new:
+            logger.warning(
+                "Daktela %s refuses date filters on activities (%s); reading activities without them, "
+                "newest first, and windowing on our side for the rest of this process",
+                self.client.instance_url,
+                "; ".join(refusal.messages) or f"HTTP {refusal.status}",
+            )
+
+    def _activities_windowed_here(
+        self,
+        code: str,
+        activity_type: str,
+        since: datetime | None,
+        until: datetime | None,
+        time_field: str,
+        seen: set[str],
+        refusal: DaktelaValidationError | None,
+    ) -> Iterator[dict[str, Any]]:
+        """The window read for instances that refuse date filters: only ``type eq`` is sent.
+
+        Sorted by ``(time_field, name)`` descending with offset paging: activities that
+        arrive during the scan sort first and shift the rest down, so a page may repeat
+        records (dropped here by name) but never skips one; the scan stops at the first
+        activity older than ``since``. Activities whose ``time_field`` is empty are yielded
+        only by an unbounded read, as the filtered read would.
+        """
+        skip = 0
+        first = True
+        while True:
+            try:
+                page = self.client.list(
+                    "activities",
+                    filters=[F("type", "eq", code)],
+                    sort=[(time_field, "desc"), ("name", "desc")],
+                    skip=skip,
+                    take=self.page_size,
+                )
+            except DaktelaValidationError:
+                if first and refusal is not None:
+                    raise refusal from None  # refused without date filters too: not about them
+                raise
+            if first:
+                first = False
+                self._observe_timezone(page.timezone)
+                if refusal is not None:
+                    self._remember_refused_date_filters(refusal)
+            for record in page.records:
+                stamp = self._activity_time(record.get(time_field))
+                if stamp is None:
+                    if since is not None or until is not None:
+                        continue
+                elif since is not None and stamp < since:
+                    return  # newest first: everything after this is older still
+                elif until is not None and stamp >= until:
+                    continue
+                name = str(record.get("name"))
+                if name in seen:
+                    continue
+                seen.add(name)
+                yield flatten_activity(record, activity_type)
+            skip += len(page.records)
+            if not page.records or skip >= page.total:
+                return
+
+    def _activity_time(self, value: Any) -> datetime | None:
+        if not isinstance(value, str) or not value.strip():
+            return None
+        try:
+            return self.from_instance_time(value)
+        except ValueError:
+            return None
 
     def get_activities(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Flattened activities by name, batched ``lookup_chunk_size`` names per request."""
@@ -461,6 +609,31 @@ class DaktelaAdapter:
             return flatten_activity(self.client.get("activities", name))
         except DaktelaNotFoundError:
             return None
+
+
+def _not_sent(refusal: DaktelaAuthError) -> DaktelaAuthError:
+    """The error of a write skipped because an earlier one of the run had its token refused."""
+    return DaktelaAuthError(
+        f"not sent: Daktela refused the access token earlier in this run ({refusal})",
+        instance=refusal.instance,
+        method=refusal.method,
+        path=refusal.path,
+        status=refusal.status,
+    )
+
+
+def _refuses_field(exc: DaktelaValidationError, field: str) -> bool:
+    """Whether Daktela's structured ``form`` errors name ``field`` (``customFields.<key>`` too).
+
+    Used on a re-sent create only, where an error on the lookup field means "taken" (the
+    message text is localised, so it is never matched).
+    """
+    form: Any = exc.form
+    for part in field.split("."):
+        if not isinstance(form, dict) or part not in form:
+            return False
+        form = form[part]
+    return bool(form)
 
 
 def _constant(filters: list[Filter]) -> Callable[[], list[Filter]]:

@@ -372,15 +372,15 @@ class DaktelaClient:
                     error = exc
             if method != "GET" or attempt >= self.retry.max_retries:
                 raise error
-            wait = self.retry.delay_s(attempt, error.retry_after_s)
-            if wait is None:
+            delay = self.retry.delay_s(attempt, error.retry_after_s)
+            if delay is None:
                 logger.info("%s %s failed (%s) and asks to wait %.0fs (more than max_retry_after_s=%g); "
                             "not retrying", method, path, type(error).__name__, error.retry_after_s,
                             self.retry.max_retry_after_s)
                 raise error
             self._stats.count_retry(rate_limited=False)
-            logger.info("%s %s failed (%s); retry %d in %.2fs", method, path, type(error).__name__, attempt + 1, wait)
-            time.sleep(wait)
+            logger.info("%s %s failed (%s); retry %d in %.2fs", method, path, type(error).__name__, attempt + 1, delay)
+            time.sleep(delay)
             attempt += 1
 
     def _rate_limit_wait(self, response: httpx.Response, method: str, path: str, attempt: int) -> float:
