@@ -1,27 +1,53 @@
 # The two commands: `make demo` and `make test` (see README.md).
-PYTHON ?= python3.11
+#
+# Installs are reproducible: uv installs exactly the versions pinned in the committed uv.lock
+# (`uv sync --frozen`). uv is used from PATH when it is there, else bootstrapped once into
+# .uv/ through pip (so it reaches the package index the same way pip does). After changing a
+# dependency in pyproject.toml run `make lock` and commit uv.lock with it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+UV_VERSION ?= 0.13.9
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 DATA_DIR ?= data
+# The dev extra carries the test and lint tools; `make demo` needs the same environment.
+UV_SYNC_FLAGS ?= --frozen --extra dev
 
-.PHONY: demo test dev lint typecheck defs-check unit bench clean
+# uv must never download an interpreter: the project runs on the machine's Python.
+export UV_PYTHON_DOWNLOADS := never
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+UV ?= $(shell command -v uv 2>/dev/null)
+ifeq ($(strip $(UV)),)
+UV := .uv/bin/uv
+endif
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+.PHONY: demo test dev lint typecheck defs-check lock lock-check install unit bench clean
+
+.uv/bin/uv:
+	$(PYTHON) -m pip install --quiet --target .uv 'uv==$(UV_VERSION)' \
+		|| python3 -m pip install --quiet --target .uv 'uv==$(UV_VERSION)'
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync $(UV_SYNC_FLAGS)
 	touch $(STAMP)
+
+## make install: the locked environment in .venv (what every other target starts with).
+install: $(STAMP)
+
+## make lock: re-resolve uv.lock after a change to the dependencies in pyproject.toml.
+lock: | $(UV)
+	$(UV) lock
 
 ## make demo: simulator + demo CRM + one real Dagster run of every asset, then a summary.
 demo: $(STAMP)
 	$(BIN)/crmsync demo --data-dir $(DATA_DIR)
 
-## make test: linters, type check, definitions check and the whole test suite.
-test: $(STAMP) lint typecheck defs-check
+## make test: lock check, linters, type check, definitions check and the whole test suite.
+test: $(STAMP) lock-check lint typecheck defs-check
 	$(BIN)/python -m pytest -q
+
+lock-check: | $(UV)
+	$(UV) lock --check
 
 lint: $(STAMP)
 	$(BIN)/ruff check crmsync_pipelines crmsync_tests bench
@@ -29,8 +55,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The code location must load, and every definition validate, without any secret set.
 defs-check: $(STAMP)
-	env -u DAKTELA_ACCESS_TOKEN -u DAKTELA_INSTANCE_URL $(BIN)/dagster definitions validate -w workspace.yaml
+	env -u DAKTELA_ACCESS_TOKEN -u DAKTELA_INSTANCE_URL $(BIN)/dg check defs
+	env -u DAKTELA_ACCESS_TOKEN -u DAKTELA_INSTANCE_URL $(BIN)/dg list defs > /dev/null
 
 ## make dev: the Dagster UI wired to the simulator and the demo CRM.
 dev: $(STAMP)
