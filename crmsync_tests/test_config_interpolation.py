@@ -25,7 +25,6 @@ ENV = {"HOST": "example.com", "PORT": "8443", "EMPTY": "", "ZERO": "0", "TOKEN":
         ("${ZERO}", "0"),  # "0" is a value, not "unset"
         ("no placeholders", "no placeholders"),
         ("$HOST and {HOST}", "$HOST and {HOST}"),
-        ("${}", "${}"),
         ("žluťoučký ${HOST}", "žluťoučký example.com"),
     ],
 )
@@ -71,3 +70,35 @@ def test_reads_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -
     assert interpolate_string("${CRMSYNC_TEST_VALUE}", file="f") == "from-env"
     with pytest.raises(ConfigError, match="CRMSYNC_TEST_UNSET"):
         interpolate_string("${CRMSYNC_TEST_UNSET}", file="f")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("${VAR", "unclosed placeholder '${VAR' at character 1 (no closing '}')"),
+        ("https://${HOST}/x${PORT", "unclosed placeholder '${PORT' at character 18 (no closing '}')"),
+        ("${}", "invalid placeholder '${}' at character 1"),
+        ("pre ${my-var} post", "invalid placeholder '${my-var}' at character 5"),
+        ("${HOST }", "invalid placeholder '${HOST }' at character 1"),
+        ("$${", "unclosed placeholder '${' at character 2 (no closing '}')"),
+        ("${A:-x${B}", "placeholders cannot be nested (in the default of ${A:-...})"),
+    ],
+)
+def test_malformed_placeholders_are_errors_not_literals(text: str, problem: str) -> None:
+    """An unclosed ``${VAR`` used to be kept literally (and sent as the token): issue 10 §4."""
+    with pytest.raises(ConfigError) as info:
+        interpolate({"daktela": {"database": text}}, file="sync.yaml", env=ENV)
+    assert str(info.value) == (
+        f"sync.yaml: daktela.database: {problem}; write ${{NAME}} or ${{NAME:-default}}, "
+        "NAME made of letters, digits and _"
+    )
+    assert info.value.path == "daktela.database"
+
+
+@pytest.mark.parametrize("key", ["access_token", "secret", "password"])
+def test_malformed_placeholder_under_a_secret_key_is_not_shown(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        interpolate({"s": {key: "tok3n-${SECRETPART"}}, file="sync.yaml", env=ENV)
+    message = str(info.value)
+    assert message.startswith(f"sync.yaml: s.{key}: unclosed placeholder at character 7")
+    assert "tok3n" not in message and "SECRETPART" not in message

@@ -386,9 +386,9 @@ ENTITY = "sync:\n  entities:\n    {name}: {{{fields}}}\n"
             "sync.entities.contact.mapping_file",
             "accounts.yaml is a mapping for entity 'account', but it is used for 'contact'",
         ),
-        ('sync:\n  batch_size: "abc"\n', "sync.batch_size", "expected an integer, got 'abc'"),
-        ("sync:\n  batch_size: 0\n", "sync.batch_size", "Input should be greater than or equal to 1 (got 0)"),
-        ("sync:\n  batch_size: 1001\n", "sync.batch_size", "Input should be less than or equal to 1000 (got 1001)"),
+        ('sync:\n  batch_size: "abc"\n', "sync.batch_size", "expected an integer, got 'abc'; allowed: 1..1000"),
+        ("sync:\n  batch_size: 0\n", "sync.batch_size", "0 is out of range; allowed: 1..1000"),
+        ("sync:\n  batch_size: 1001\n", "sync.batch_size", "1001 is out of range; allowed: 1..1000"),
         (
             "daktela:\n  instance_uri: https://x\n",
             "daktela.instance_uri",
@@ -454,7 +454,7 @@ def test_several_errors_are_all_listed(tmp_path: Path) -> None:
     assert lines == [
         f"{path}: daktela.databse: unknown key; allowed: instance_url, access_token, database, timezone, timeout_s, "
         "rate_limit_per_s, write_concurrency, max_retries, page_size, lookup_chunk_size",
-        f"{path}: sync.batch_size: expected an integer, got 'abc'",
+        f"{path}: sync.batch_size: expected an integer, got 'abc'; allowed: 1..1000",
     ]
 
 

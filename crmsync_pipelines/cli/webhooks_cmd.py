@@ -2,6 +2,10 @@
 
 The receiver only stores events in the inbox; the Dagster sensor ``webhook_inbox_sensor``
 syncs them. Run it under a process manager, behind a TLS-terminating reverse proxy.
+
+It reads only what it uses from ``sync.yaml`` (``webhook.*`` and each entity's ``enabled``
+and ``activity_types``), so variables it never needs, such as ``DAKTELA_ACCESS_TOKEN``, may
+be unset in its environment.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from crmsync_pipelines.cli.common import config_option, load_config_or_fail
+from crmsync_pipelines.cli.common import config_option, resolve_config_path
 from crmsync_pipelines.errors import ConfigError
 
 
@@ -47,14 +51,21 @@ def serve_webhooks(
     """Receive Daktela and CRM webhooks into the durable inbox."""
     import logging
 
+    from crmsync_pipelines.config import load_webhook_settings
     from crmsync_pipelines.webhooks.server import app_from_config, serve
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _, config = load_config_or_fail(config_path)
+    path = resolve_config_path(config_path)
+    if not path.is_file():
+        raise click.ClickException(
+            f"Config file not found: {path}\n"
+            "Hint: pass -c path/to/sync.yaml or set CRMSYNC_CONFIG (see docs/configuration.md)."
+        )
     try:
-        app, inbox = app_from_config(config, insecure_dev=insecure_dev, inbox_path=inbox_path)
+        settings = load_webhook_settings(path)
+        app, inbox = app_from_config(settings, insecure_dev=insecure_dev, inbox_path=inbox_path)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"Configuration error: {exc}") from None
     click.echo(f"crmsync webhooks: http://{host}:{port}/webhooks/daktela  inbox: {inbox.path}", err=True)
     try:
         serve(app, host=host, port=port, log_level=log_level)

@@ -1,7 +1,14 @@
 """Loading and validating ``sync.yaml`` (see ``docs/configuration.md``)."""
 
 from crmsync_pipelines.config.interpolation import interpolate, interpolate_string
-from crmsync_pipelines.config.loader import SUPPORTED_DIRECTIONS, load_config, load_raw_config
+from crmsync_pipelines.config.loader import (
+    SUPPORTED_DIRECTIONS,
+    WebhookSettings,
+    load_config,
+    load_raw_config,
+    load_webhook_settings,
+    webhook_settings,
+)
 from crmsync_pipelines.config.masking import mask_secret
 from crmsync_pipelines.config.models import (
     ActivityType,
@@ -32,9 +39,12 @@ __all__ = [
     "SyncConfig",
     "SyncSection",
     "WebhookSection",
+    "WebhookSettings",
     "interpolate",
     "interpolate_string",
     "load_config",
     "load_raw_config",
+    "load_webhook_settings",
     "mask_secret",
+    "webhook_settings",
 ]

@@ -9,10 +9,11 @@ must match the entity it is used for, and absolute ``mapping_file`` paths work.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from crmsync_pipelines.config.interpolation import interpolate
 from crmsync_pipelines.config.models import (
@@ -21,6 +22,7 @@ from crmsync_pipelines.config.models import (
     CustomEntity,
     EntityConfig,
     SyncConfig,
+    WebhookSection,
 )
 from crmsync_pipelines.config.validation_errors import config_error_from_validation
 from crmsync_pipelines.config.yaml_file import display_path, read_yaml_mapping
@@ -212,3 +214,98 @@ def _with_mappings(
     ]
     sync = config.sync.model_copy(update={"entities": entities, "custom_entities": custom})
     return config.model_copy(update={"sync": sync})
+
+
+class _ReceiverEntity(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    enabled: bool = False
+    activity_types: list[ActivityType] = Field(default_factory=list)
+
+    @field_validator("activity_types", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        return [] if value is None else [value] if isinstance(value, str) else value
+
+
+class _ReceiverSync(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    entities: dict[Literal["account", "contact", "activity"], _ReceiverEntity] = Field(default_factory=dict)
+
+
+class _ReceiverView(BaseModel):
+    """The keys of ``sync.yaml`` the webhook receiver reads; everything else is not even interpolated."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    webhook: WebhookSection = Field(default_factory=WebhookSection)
+    sync: _ReceiverSync = Field(default_factory=_ReceiverSync)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """What ``crmsync serve-webhooks`` needs: the ``webhook`` section and which events to sync."""
+
+    webhook: WebhookSection
+    enabled_entities: frozenset[str]
+    activity_types: frozenset[str]
+
+
+def webhook_settings(config: SyncConfig) -> WebhookSettings:
+    """The receiver's settings from an already loaded config."""
+    activity = config.entity("activity")
+    return WebhookSettings(
+        webhook=config.webhook,
+        enabled_entities=frozenset(str(name) for name, entry in config.sync.entities.items() if entry.enabled),
+        activity_types=frozenset(t.value for t in activity.activity_types) if activity is not None else frozenset(),
+    )
+
+
+def load_webhook_settings(path: str | Path) -> WebhookSettings:
+    """Only what the receiver uses: ``webhook.*`` and each entity's ``enabled``/``activity_types``.
+
+    The receiver never calls Daktela or the CRM, so the rest of the file (``daktela.access_token``,
+    mapping files, adapter settings) is neither interpolated nor validated: an unset
+    ``DAKTELA_ACCESS_TOKEN`` does not stop it. The file limits and ``${VAR}`` rules are the
+    same as for ``load_config``. Raises ``ConfigError``.
+    """
+    file_path = Path(path)
+    shown = display_path(file_path)
+    document = read_yaml_mapping(file_path, kind="configuration file")
+    subset: dict[str, Any] = {}
+    if "webhook" in document:
+        subset["webhook"] = document["webhook"]
+    sync = document.get("sync")
+    if isinstance(sync, dict):
+        entities = sync.get("entities")
+        if isinstance(entities, dict):
+            entities = {
+                name: {key: entry[key] for key in ("enabled", "activity_types") if key in entry}
+                if isinstance(entry, dict) else entry
+                for name, entry in entities.items()
+            }
+        if entities is not None:
+            subset["sync"] = {"entities": entities}
+    elif sync is not None:
+        subset["sync"] = sync
+    try:
+        view = _ReceiverView.model_validate(interpolate(subset, file=shown))
+    except ValidationError as exc:
+        raise config_error_from_validation(exc, file=shown, model=_ReceiverView) from None
+    base = file_path.expanduser().resolve().parent
+    webhook = view.webhook.model_copy(update={"inbox_path": _resolve(base, view.webhook.inbox_path)})
+    enabled = {name: entry for name, entry in view.sync.entities.items() if entry.enabled}
+    activity = enabled.get("activity")
+    if activity is not None and not activity.activity_types:
+        allowed = ", ".join(t.value for t in ActivityType)
+        raise ConfigError(
+            f"list at least one activity type to sync (allowed: {allowed})",
+            file=shown,
+            path="sync.entities.activity.activity_types",
+        )
+    return WebhookSettings(
+        webhook=webhook,
+        enabled_entities=frozenset(enabled),
+        activity_types=frozenset(t.value for t in activity.activity_types) if activity is not None else frozenset(),
+    )

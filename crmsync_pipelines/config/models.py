@@ -18,6 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class Direction(StrEnum):
@@ -42,6 +43,13 @@ class _Strict(BaseModel):
     # Numbers become strings where a string is expected: YAML reads an all-digit token or
     # database name as an int, and the PHP SDK cast them to strings.
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """YAML reads ``yes``/``true`` as a boolean, and pydantic would take it as 1: refuse it."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_not_boolean", "expected a number, got {value}", {"value": str(value)})
+    return value
 
 
 def _empty_is_none(value: Any) -> Any:
@@ -69,12 +77,22 @@ class DaktelaSection(_Strict):
     database: str = ""
     #: Instance time zone; when empty it is read from the API's ``_timezone``.
     timezone: str = "Europe/Prague"
-    timeout_s: float = 30.0
-    rate_limit_per_s: float = 20.0
-    write_concurrency: int = 4
-    max_retries: int = 5
-    page_size: int = 1000
-    lookup_chunk_size: int = 200
+    # Numeric knobs are bounded here so `crmsync validate` refuses what the client would die on.
+    #: Per-request timeout; more than 0, at most an hour.
+    timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    #: Requests per second to the instance; 0 turns the client's limiter off.
+    rate_limit_per_s: float = Field(default=20.0, ge=0, le=10_000, allow_inf_nan=False)
+    write_concurrency: int = Field(default=4, ge=1, le=64)
+    max_retries: int = Field(default=5, ge=0, le=50)
+    #: Records per list request; Daktela's ``take`` is at most 1000.
+    page_size: int = Field(default=1000, ge=1, le=1000)
+    #: Values per ``in`` lookup request (each one is in the URL).
+    lookup_chunk_size: int = Field(default=200, ge=1, le=1000)
+
+    _numbers = field_validator(
+        "timeout_s", "rate_limit_per_s", "write_concurrency", "max_retries", "page_size", "lookup_chunk_size",
+        mode="before",
+    )(_not_a_boolean)
 
     @field_validator("timezone")
     @classmethod
@@ -116,15 +134,16 @@ class EntityConfig(_Strict):
     mapping_file: Path | None = None
     activity_types: list[ActivityType] = Field(default_factory=list)
     auto_create_contact: AutoCreateContact | None = None
-    #: Activities only: how long after creation an activity is considered settled.
-    settle_minutes: int = 30
+    #: Activities only: how long after creation an activity is considered settled (up to a week).
+    settle_minutes: int = Field(default=30, ge=0, le=10_080)
     #: Activities only: how many trailing partitions a run re-scans for late changes.
-    rescan_partitions: int = 2
+    rescan_partitions: int = Field(default=2, ge=0, le=1_000)
     # The loaded mapping (filled by the loader).
     mapping: Any = Field(default=None, exclude=True)
 
     _no_empty_mapping_file = field_validator("mapping_file", mode="before")(_empty_is_none)
     _loaded_mapping_only = field_validator("mapping", mode="before")(_not_from_yaml)
+    _numbers = field_validator("settle_minutes", "rescan_partitions", mode="before")(_not_a_boolean)
 
     @field_validator("activity_types", mode="before")
     @classmethod
@@ -155,6 +174,8 @@ class SyncSection(_Strict):
     entities: dict[Literal["account", "contact", "activity"], EntityConfig] = Field(default_factory=dict)
     custom_entities: list[CustomEntity] = Field(default_factory=list)
 
+    _numbers = field_validator("batch_size", mode="before")(_not_a_boolean)
+
     @model_validator(mode="after")
     def _unique_custom_names(self) -> SyncSection:
         seen: set[str] = set()
@@ -166,9 +187,20 @@ class SyncSection(_Strict):
 
 
 class WebhookSection(_Strict):
+    """The receiver's settings; the body limits are explained in ``docs/webhooks.md`` ("Limits")."""
+
     secret: str = Field(default="", repr=False)
     inbox_path: Path = Path("data/webhook-inbox.sqlite")
-    max_body_bytes: int = 262_144
+    max_body_bytes: int = Field(default=262_144, ge=1, le=16_777_216)
+    #: Nesting levels of a body (``{"a": 1}`` is 1); PHP's own default limit is 64.
+    max_depth: int = Field(default=32, ge=1, le=64)
+    #: Object keys plus list items in one body (PHP's ``max_input_vars`` default is 1000).
+    max_keys: int = Field(default=1_000, ge=1, le=100_000)
+    max_string_length: int = Field(default=65_536, ge=1, le=16_777_216)
+
+    _numbers = field_validator(
+        "max_body_bytes", "max_depth", "max_keys", "max_string_length", mode="before"
+    )(_not_a_boolean)
 
 
 class CrmSection(BaseModel):
@@ -185,8 +217,11 @@ class CrmSection(BaseModel):
 
 class StagingSection(_Strict):
     path: Path = Path("data/crmsync.duckdb")
-    lock_timeout_s: float = 120.0
-    keep_batches: int = 5
+    #: 0 means "try once, do not wait"; at most a day.
+    lock_timeout_s: float = Field(default=120.0, ge=0, le=86_400, allow_inf_nan=False)
+    keep_batches: int = Field(default=5, ge=1, le=1_000)
+
+    _numbers = field_validator("lock_timeout_s", "keep_batches", mode="before")(_not_a_boolean)
 
 
 class PartitionsSection(_Strict):

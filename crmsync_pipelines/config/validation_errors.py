@@ -81,6 +81,46 @@ def _public_fields(model: type[BaseModel]) -> list[str]:
     return [name for name, field in model.model_fields.items() if not field.exclude]
 
 
+_BOUND_KINDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"})
+_NUMBER_KINDS = frozenset(
+    {"int_parsing", "int_type", "int_from_float", "float_parsing", "float_type", "number_not_boolean"}
+)
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def allowed_range(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """``"1..1000"``, ``"more than 0, at most 3600"``... for the numeric field at ``loc``, from its bounds."""
+    if not loc or not isinstance(loc[-1], str):
+        return None
+    owner = _model_at(model, loc[:-1])
+    field = owner.model_fields.get(loc[-1]) if owner is not None else None
+    if field is None:
+        return None
+    bounds: dict[str, Any] = {}
+    for item in field.metadata:
+        for name in ("gt", "ge", "lt", "le"):
+            value = getattr(item, name, None)
+            if value is not None:
+                bounds[name] = value
+    if not bounds:
+        return None
+    if "ge" in bounds and "le" in bounds:
+        return f"{_number(bounds['ge'])}..{_number(bounds['le'])}"
+    parts = []
+    if "gt" in bounds:
+        parts.append(f"more than {_number(bounds['gt'])}")
+    if "ge" in bounds:
+        parts.append(f"at least {_number(bounds['ge'])}")
+    if "lt" in bounds:
+        parts.append(f"less than {_number(bounds['lt'])}")
+    if "le" in bounds:
+        parts.append(f"at most {_number(bounds['le'])}")
+    return ", ".join(parts)
+
+
 def _shown_input(loc: tuple[int | str, ...], value: Any) -> str:
     if any(isinstance(part, str) and part in SECRET_KEYS for part in loc):
         return "(hidden)"
@@ -113,9 +153,11 @@ def describe_error(error: Any, model: type[BaseModel]) -> tuple[tuple[int | str,
         message = f"invalid value {_shown_input(loc, value)}; allowed: {allowed}"
     elif kind in ("bool_parsing", "bool_type"):
         message = f"invalid boolean {_shown_input(loc, value)}; allowed: {_BOOL_ALLOWED}"
+    elif kind in _BOUND_KINDS:
+        message = f"{_shown_input(loc, value)} is out of range"
     elif kind in ("int_parsing", "int_type", "int_from_float"):
         message = f"expected an integer, got {_shown_input(loc, value)}"
-    elif kind in ("float_parsing", "float_type"):
+    elif kind in ("float_parsing", "float_type", "number_not_boolean"):
         message = f"expected a number, got {_shown_input(loc, value)}"
     elif kind in ("string_type",):
         message = f"expected a string, got {type(value).__name__}"
@@ -129,6 +171,10 @@ def describe_error(error: Any, model: type[BaseModel]) -> tuple[tuple[int | str,
         message = str(error.get("msg", "invalid value"))
         if not any(isinstance(part, str) and part in SECRET_KEYS for part in loc):
             message = f"{message} (got {_shown_input(loc, value)})"
+    if kind in _BOUND_KINDS or kind in _NUMBER_KINDS:
+        allowed = allowed_range(model, loc)
+        if allowed is not None:
+            message += f"; allowed: {allowed}"
     return loc, message
 
 

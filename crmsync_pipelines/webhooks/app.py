@@ -3,6 +3,10 @@
 Syncing inside the request (as the PHP SDK does) ties Daktela's automation to the CRM's
 latency and loses the event when the sync crashes (W19). Here the request only commits the
 event to the inbox; the Dagster sensor turns inbox events into sync runs.
+
+Hostile bodies are bounded by ``BodyLimits`` (``limits.py``); bodies larger than
+``INLINE_PARSE_BYTES`` are decoded on a worker thread (at most ``PARSE_THREADS`` at once), so
+the event loop keeps answering ``/healthz`` and other senders while one is parsed.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crmsync_pipelines.errors import ConfigError
 from crmsync_pipelines.webhooks.inbox import EventStatus, Inbox
+from crmsync_pipelines.webhooks.limits import DEFAULT_MAX_BODY_BYTES, BodyLimits
 from crmsync_pipelines.webhooks.parsing import (
     ParsedEvent,
     PayloadError,
@@ -32,19 +39,31 @@ from crmsync_pipelines.webhooks.parsing import (
 )
 
 SECRET_HEADER = "X-Webhook-Secret"
-DEFAULT_MAX_BODY_BYTES = 262_144
+_SECRET_HEADER_RAW = SECRET_HEADER.lower().encode("ascii")
+#: Bodies up to this size are decoded on the event loop (microseconds); larger ones on a thread.
+INLINE_PARSE_BYTES = 8_192
+#: Worker threads decoding large bodies at once; inbox writes keep their own thread pool.
+PARSE_THREADS = 4
+#: Shorter secrets work but are logged as weak at start-up.
+MIN_SECRET_LENGTH = 16
 
 logger = logging.getLogger("crmsync.webhooks")
+access_logger = logging.getLogger("crmsync.webhooks.access")
 
 _UNRESOLVED_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
+#: Characters an HTTP field value cannot carry (RFC 9110 §5.5: only HTAB, SP, VCHAR, obs-text).
+_NOT_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def checked_secret(secret: str | None, *, insecure_dev: bool) -> bytes | None:
-    """The secret as bytes, or ``None`` when the endpoint may run open (development only).
+    """The secret as UTF-8 bytes, or ``None`` when the endpoint may run open (development only).
 
     An empty secret, or one that still looks like an unresolved ``${VAR}`` (the PHP SDK keeps
     the literal when the variable is empty, A3/W19), must never leave the endpoint open or
-    guessable, so it refuses to start unless the operator explicitly asked for dev mode.
+    guessable, so it refuses to start unless the operator explicitly asked for dev mode. A
+    secret with a control character could never arrive in a header (RFC 9110 §5.5), so it
+    refuses to start too. Non-ASCII secrets work when senders send the header UTF-8 encoded;
+    that, and a short secret, are logged as warnings. Raises ``ConfigError``.
     """
     value = (secret or "").strip()
     if value and _UNRESOLVED_PLACEHOLDER.search(value):
@@ -52,7 +71,20 @@ def checked_secret(secret: str | None, *, insecure_dev: bool) -> bytes | None:
             "looks like an unresolved ${...} placeholder; set the environment variable it names",
             path="webhook.secret",
         )
+    if value and _NOT_IN_HEADER.search(value):
+        raise ConfigError(
+            "contains a control character (newline, tab-like or NUL), which an HTTP header cannot carry",
+            path="webhook.secret",
+        )
     if value:
+        if not value.isascii():
+            logger.warning(
+                "webhook.secret contains non-ASCII characters: senders must send the %s header "
+                "UTF-8 encoded (some HTTP clients cannot); an ASCII secret is the portable choice",
+                SECRET_HEADER,
+            )
+        if len(value) < MIN_SECRET_LENGTH:
+            logger.warning("webhook.secret is shorter than %d characters; use a long random value", MIN_SECRET_LENGTH)
         return value.encode("utf-8")
     if insecure_dev:
         return None
@@ -104,6 +136,55 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"status": "error", "error": message}, status_code=status)
 
 
+def _header_values(scope: Scope, name: bytes) -> list[bytes]:
+    """Raw header values as sent (bytes): Starlette's ``str`` view decodes them as latin-1."""
+    return [value for key, value in scope.get("headers", ()) if key.lower() == name]
+
+
+def _secret_in_query(scope: Scope) -> bool:
+    query = scope.get("query_string", b"").lower()
+    return b"secret" in query or _SECRET_HEADER_RAW in query
+
+
+class AccessLog:
+    """ASGI middleware: one access line per request, **without the query string**.
+
+    uvicorn's own access log writes the full URL, and senders misconfigured to put the secret
+    in the URL (``?X-Webhook-Secret=...``) would leak it there, so the servers in
+    ``server.py`` turn uvicorn's access log off and this line replaces it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_logged(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_logged)
+        finally:
+            if access_logger.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                where = f"{client[0]}:{client[1]}" if client else "-"
+                access_logger.info(
+                    '%s - "%s %s HTTP/%s" %d',
+                    where,
+                    scope.get("method", "-"),
+                    scope.get("path", "-"),
+                    scope.get("http_version", "1.1"),
+                    status,
+                )
+
+
 def create_app(
     *,
     inbox: Inbox,
@@ -112,28 +193,43 @@ def create_app(
     enabled_entities: set[str],
     activity_types: set[str],
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-) -> Starlette:
-    """The ASGI app; raises ``ConfigError`` when the secret would leave the endpoint open."""
+    limits: BodyLimits | None = None,
+) -> ASGIApp:
+    """The ASGI app (wrapped in ``AccessLog``); raises ``ConfigError`` for an unusable secret or limit.
+
+    ``limits`` bounds each body; when omitted, the defaults with ``max_body_bytes``.
+    """
     secret_bytes = checked_secret(secret, insecure_dev=insecure_dev)
     if secret_bytes is None:
         logger.warning("webhook receiver runs WITHOUT a secret (--insecure-dev): do not expose it")
-    if max_body_bytes < 1:
-        raise ConfigError("must be a positive number of bytes", path="webhook.max_body_bytes")
+    body_limits = limits or BodyLimits(max_body_bytes=max_body_bytes)
     policy = EventPolicy(frozenset(enabled_entities), frozenset(activity_types))
+    parse_limiter = anyio.CapacityLimiter(PARSE_THREADS)
 
     def authorised(request: Request) -> bool:
         if secret_bytes is None:
             return True
-        given = request.headers.get(SECRET_HEADER, "").encode("utf-8")
-        return hmac.compare_digest(given, secret_bytes)
+        given = _header_values(request.scope, _SECRET_HEADER_RAW)
+        # Exactly one header, compared as bytes in constant time (a UTF-8 secret arrives as UTF-8 bytes).
+        return len(given) == 1 and hmac.compare_digest(given[0].strip(b" \t"), secret_bytes)
+
+    def decode(raw: bytes, content_type: str | None, parse: Callable[[dict[str, Any]], ParsedEvent]) -> ParsedEvent:
+        return parse(decode_body(raw, content_type, body_limits))
 
     async def receive(request: Request, parse: Callable[[dict[str, Any]], ParsedEvent]) -> JSONResponse:
         if not authorised(request):
             logger.warning("webhook refused: invalid or missing %s header", SECRET_HEADER)
-            return _error(401, f"invalid or missing {SECRET_HEADER} header")
+            message = f"invalid or missing {SECRET_HEADER} header"
+            if _secret_in_query(request.scope):
+                message += " (a secret in the URL query string is never accepted; send it in the header)"
+            return _error(401, message)
+        content_type = request.headers.get("content-type")
         try:
-            raw = await _read_body(request, max_body_bytes)
-            parsed = parse(decode_body(raw, request.headers.get("content-type")))
+            raw = await _read_body(request, body_limits.max_body_bytes)
+            if len(raw) <= INLINE_PARSE_BYTES:
+                parsed = decode(raw, content_type, parse)
+            else:
+                parsed = await anyio.to_thread.run_sync(decode, raw, content_type, parse, limiter=parse_limiter)
         except PayloadError as exc:
             logger.info("webhook rejected with %s: %s", exc.status, exc.message)
             return _error(exc.status, exc.message)
@@ -193,10 +289,12 @@ def create_app(
             return _error(503, "the inbox is unavailable")
         return JSONResponse({"status": "ok", "inbox": {"pending": counts["pending"]}})
 
-    return Starlette(
-        routes=[
-            Route("/webhooks/daktela", daktela, methods=["POST"]),
-            Route("/webhooks/crm", crm, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
+    return AccessLog(
+        Starlette(
+            routes=[
+                Route("/webhooks/daktela", daktela, methods=["POST"]),
+                Route("/webhooks/crm", crm, methods=["POST"]),
+                Route("/healthz", healthz, methods=["GET"]),
+            ]
+        )
     )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from crmsync_pipelines.phpquery import parse_query
+from crmsync_pipelines.phpquery import QueryLimitError, parse_query
+from crmsync_pipelines.webhooks.limits import MAX_NUMBER_LENGTH, BodyLimitError, BodyLimits, check_structure
 
 Source = Literal["daktela", "crm"]
 WebhookEntity = Literal["account", "contact", "activity"]
@@ -36,6 +38,7 @@ PREFIX_ENTITIES: dict[str, tuple[WebhookEntity, str | None]] = {
 #: name their own automations (``call_answer``, ``call_transfer``...); only ``delete`` is special.
 _EVENT_RE = re.compile(r"^(?P<prefix>[a-z]+)_(?P<suffix>[a-z][a-z_]*)$")
 _MAX_ID_LENGTH = 255
+UTF8_BOM = b"\xef\xbb\xbf"
 _CRM_EVENTS = ("update", "delete")
 
 
@@ -61,50 +64,87 @@ class ParsedEvent:
     body: dict[str, Any]
 
 
-def decode_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
-    """Decode a JSON or form body into a dict (400 when it is neither).
+def decode_body(raw: bytes, content_type: str | None, limits: BodyLimits | None = None) -> dict[str, Any]:
+    """Decode a JSON or form body into a dict, within ``limits`` (400/413 when it is not).
 
     Like the PHP SDK, an explicit content type decides; without one we try JSON, then form.
-    Unlike the SDK, invalid JSON is an error, not an empty payload.
+    Unlike the SDK, invalid JSON is an error, not an empty payload. One leading UTF-8 byte
+    order mark is ignored (RFC 8259 §8.1 allows it; some relays and .NET senders add one).
+    Raises ``PayloadError``.
     """
+    limits = limits or BodyLimits()
+    if len(raw) > limits.max_body_bytes:
+        raise PayloadError(413, f"body larger than {limits.max_body_bytes} bytes")
+    raw = raw.removeprefix(UTF8_BOM)
     ctype = (content_type or "").split(";", 1)[0].strip().lower()
-    if ctype == "application/json" or ctype.endswith("+json"):
-        return _decode_json(raw)
-    if ctype == "application/x-www-form-urlencoded":
-        return _decode_form(raw)
-    stripped = raw.lstrip()
-    if stripped[:1] in (b"{", b"["):
-        return _decode_json(raw)
-    neither = PayloadError(400, "body is neither a JSON object nor a form-encoded payload")
     try:
-        decoded = _decode_form(raw)
-    except PayloadError:
-        raise neither from None
-    if not decoded:
-        raise neither
-    return decoded
+        if ctype == "application/json" or ctype.endswith("+json"):
+            return _decode_json(raw, limits)
+        if ctype == "application/x-www-form-urlencoded":
+            return _decode_form(raw, limits)
+        stripped = raw.lstrip()
+        if stripped[:1] in (b"{", b"["):
+            return _decode_json(raw, limits)
+        neither = PayloadError(400, "body is neither a JSON object nor a form-encoded payload")
+        try:
+            decoded = _decode_form(raw, limits)
+        except PayloadError:
+            raise neither from None
+        if not decoded:
+            raise neither
+        return decoded
+    except BodyLimitError as exc:
+        raise PayloadError(exc.status, exc.message) from None
 
 
-def _decode_json(raw: bytes) -> dict[str, Any]:
+def _bounded_number(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(literal: str) -> Any:
+        if len(literal) > MAX_NUMBER_LENGTH:
+            raise BodyLimitError(400, f"a number in the body is longer than {MAX_NUMBER_LENGTH} characters")
+        return convert(literal)
+
+    return parse
+
+
+def _no_constant(name: str) -> Any:
+    raise BodyLimitError(400, f"{name} is not a JSON value (RFC 8259 §6)")
+
+
+_PARSE_INT = _bounded_number(int)
+_PARSE_FLOAT = _bounded_number(float)
+
+
+def _decode_json(raw: bytes, limits: BodyLimits) -> dict[str, Any]:
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = json.loads(
+            raw.decode("utf-8"), parse_int=_PARSE_INT, parse_float=_PARSE_FLOAT, parse_constant=_no_constant
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(400, f"malformed JSON body: {exc}") from None
+    except RecursionError:
+        # The C decoder stops at the interpreter's recursion limit, long before memory runs out.
+        raise PayloadError(400, f"body nested deeper than {limits.max_depth} levels") from None
     if not isinstance(value, dict):
         raise PayloadError(400, f"JSON body must be an object, got {type(value).__name__}")
+    check_structure(value, limits)
     return value
 
 
-def _decode_form(raw: bytes) -> dict[str, Any]:
+def _decode_form(raw: bytes, limits: BodyLimits) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise PayloadError(400, "form body is not valid UTF-8") from None
     try:
+        decoded = parse_query(text, max_fields=limits.max_keys, max_depth=limits.max_depth)
+    except QueryLimitError as exc:
+        raise BodyLimitError(413 if exc.limit == "fields" else 400, f"form body: {exc}") from None
+    try:
         parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))  # validation only
     except ValueError:
         raise PayloadError(400, "malformed form-encoded body") from None
-    return parse_query(text)
+    check_structure(decoded, limits)
+    return decoded
 
 
 def _record_id(value: Any) -> str | None:
