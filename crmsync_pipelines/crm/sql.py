@@ -5,13 +5,20 @@ already sits in SQLite (or is exported there). Design choices that matter to the
 
 * Everything the settings name is checked when the adapter is built, so a typo in a table or
   column name fails at start with a ``ConfigError`` naming it, not half-way through a run.
-* Iteration streams: one dedicated connection and one cursor per ``iter_*`` call, read in
-  ``fetch_size`` chunks, ordered by ``(modified, id)``. A 100,000-row table never sits in a
-  Python list, and the snapshot of one ``SELECT`` is consistent even while another process
-  writes (WAL mode).
-* Modified times are compared after SQLite normalises both sides to UTC
-  (``strftime('%Y-%m-%dT%H:%M:%f', ...)``), so ``+01:00`` and ``Z`` values compare correctly
-  with each other and with the window bounds (millisecond precision).
+* Iteration streams: one dedicated connection and one cursor per ``iter_*`` call, read row by
+  row, ordered by ``(modified, id)``. A 100,000-row table never sits in a Python list, and the
+  snapshot of one ``SELECT`` is consistent even while another process writes (WAL mode).
+* Modified times are read in Python by ``crmsync_pipelines.crm.modified_time`` (every common
+  layout: ISO 8601 with ``+01:00``/``+0100``/``+01``/``Z``, ``d.m.Y H:i``, epoch seconds or
+  milliseconds, Julian days; naive values in ``crm.timezone``), registered as a SQL function
+  so SQLite filters and orders by the UTC instant (microsecond precision) while streaming.
+  SQLite's own ``strftime`` cannot be used: it returns NULL for ``+0100`` and reads a bare
+  number as a Julian day, which made such rows invisible to every window.
+* No row vanishes and no bad row stops the others: a row whose modified time cannot be read
+  is yielded in *every* window with its real id and a reason under ``RECORD_ERROR_KEY`` (the
+  engine files it as a failed ``validation`` record naming the column and the raw value); a
+  row with text that is not valid UTF-8 is yielded the same way, naming the column; ids are
+  returned exactly as stored (``' padded '`` stays ``' padded '``) so retries find them.
 * Activities are idempotent by a UNIQUE external-id column: ``upsert_activity`` is one
   ``INSERT ... ON CONFLICT DO UPDATE`` statement, so a re-run or a crash-and-retry never
   creates a duplicate.
@@ -25,7 +32,7 @@ import json
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,6 +41,7 @@ from typing import Any
 from urllib.parse import quote
 
 from crmsync_pipelines.crm.base import RECORD_ERROR_KEY, CrmAdapter, Record
+from crmsync_pipelines.crm.modified_time import ModifiedTimeReader, UnreadableTime, reader, utc_key_of
 from crmsync_pipelines.crm.sql_settings import (
     SETTINGS_ROOT,
     ActivityTableSettings,
@@ -48,9 +56,9 @@ from crmsync_pipelines.errors import (
     RecordValidationError,
 )
 
-#: The normalised, sortable UTC form both sides of a window comparison are brought to.
-_UTC_TEXT_FORMAT = "%Y-%m-%dT%H:%M:%f"
 _FOLD_FUNCTION = "crmsync_fold"
+#: Alias of the computed UTC modified key in entity queries (quoted: cannot clash with a column).
+_MODIFIED_KEY = '"crmsync:modified_utc"'
 _TEXT_TYPE_MARKERS = ("CHAR", "CLOB", "TEXT")
 
 
@@ -73,13 +81,43 @@ def utc_text(moment: datetime) -> str:
 
 
 def _require_aware(moment: datetime | None, name: str) -> str | None:
+    """The window bound as the same sortable UTC key the modified column is brought to."""
     if moment is None:
         return None
     if not isinstance(moment, datetime):
         raise TypeError(f"{name} must be a datetime or None, got {type(moment).__name__}")
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware (got naive {moment.isoformat()})")
-    return utc_text(moment)
+    return utc_key_of(moment)
+
+
+class _InvalidText(bytes):
+    """Bytes of a TEXT value that is not valid UTF-8 (SQLite stores whatever it is given)."""
+
+
+def _lenient_text(raw: bytes) -> str | _InvalidText:
+    """``text_factory`` used once a query meets invalid UTF-8, so that row fails alone."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _InvalidText(raw)
+
+
+def _is_decode_error(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "Could not decode to UTF-8" in str(exc)
+
+
+def _text_as_bytes(expression: str) -> str:
+    """Hand TEXT to a Python SQL function as its bytes: ``sqlite3`` fails the whole query when a
+    function argument is not UTF-8, before the function can refuse just that row."""
+    return f"CASE typeof({expression}) WHEN 'text' THEN CAST({expression} AS BLOB) ELSE {expression} END"
+
+
+def _fold_sql_value(value: object) -> str | None:
+    """``fold_text`` for SQL, where text arrives as UTF-8 bytes (see ``_text_as_bytes``)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return fold_text(value)
 
 
 def _require_lookup_value(field: str, value: Any) -> Any:
@@ -96,6 +134,59 @@ def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 @dataclass(frozen=True)
+class _Modified:
+    """The modified-time column of an entity table and the SQL function that reads it."""
+
+    column: str
+    reader: ModifiedTimeReader
+    function: str
+
+    @property
+    def expression(self) -> str:
+        """SQL computing the UTC key of the column.
+
+        Whole-second UTC text (``2026-11-20T10:00:00+00:00`` or ``...Z``: what most systems and
+        the demo CRM store) is turned into the key by SQLite itself, several times faster than
+        a Python call per row. It is taken only when SQLite's normalised form (``'+0 seconds'``
+        rolls ``2026-02-30`` over to March) equals the text, so any unusual value still goes
+        to the Python reader; a test checks both paths give the same key.
+        """
+        column = quote_identifier(self.column)
+        in_python = f"{self.function}({_text_as_bytes(column)})"
+        if self.reader.layout not in ("auto", "iso"):
+            return in_python
+        return (
+            f"CASE WHEN substr({column}, 20) IN ('+00:00', 'Z') AND {column} >= '0001' "
+            f"AND strftime('%Y-%m-%dT%H:%M:%S', {column}, '+0 seconds') = substr({column}, 1, 19) "
+            f"THEN substr({column}, 1, 19) || '.000000' ELSE {in_python} END"
+        )
+
+    def sql_function(self) -> Callable[[Any], str | None]:
+        """The SQL function: UTF-8 bytes in (see ``_text_as_bytes``), UTC key or NULL out."""
+        utc_key = self.reader.utc_key
+
+        def modified_key(value: Any) -> str | None:
+            if type(value) is bytes:
+                try:
+                    value = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+            return utc_key(value)
+
+        return modified_key
+
+    def reason(self, raw: Any) -> str:
+        prefix = f"unreadable modified time in column {self.column!r}"
+        if isinstance(raw, _InvalidText):
+            return f"{prefix}: {bytes(raw)!r} is not valid UTF-8 text"
+        try:
+            self.reader.read(raw)
+        except UnreadableTime as exc:
+            return f"{prefix}: {exc}"
+        return f"{prefix}: {raw!r}"
+
+
+@dataclass(frozen=True)
 class _Table:
     """A table as it really is in the file, plus what the settings ask of it."""
 
@@ -104,10 +195,15 @@ class _Table:
     columns: tuple[str, ...]
     text_columns: tuple[str, ...]
     reference_columns: frozenset[str]
+    #: Entity tables only: each selected row then ends with the computed UTC modified key.
+    modified: _Modified | None = None
 
     @property
     def select_list(self) -> str:
-        return ", ".join(quote_identifier(c) for c in self.columns)
+        columns = ", ".join(quote_identifier(c) for c in self.columns)
+        if self.modified is None:
+            return columns
+        return f"{columns}, {self.modified.expression} AS {_MODIFIED_KEY}"
 
     @property
     def quoted(self) -> str:
@@ -123,10 +219,8 @@ class _Table:
         return quote_identifier(field)
 
 
-def _to_json_value(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
-    return value
+#: What ``sqlite3`` returns for a BLOB; records carry it as hex text so they stay JSON.
+_BINARY = bytes
 
 
 class SqlCrmAdapter(CrmAdapter):
@@ -146,6 +240,14 @@ class SqlCrmAdapter(CrmAdapter):
                 path=f"{SETTINGS_ROOT}.path",
             )
         self._lock = threading.RLock()
+        self._modified = {
+            key: _Modified(
+                entity.modified_column,
+                reader(entity.modified_format, settings.timezone),
+                f"crmsync_modified_{key}",
+            )
+            for key, entity in (("accounts", settings.accounts), ("contacts", settings.contacts))
+        }
         self._conn = self._connect()
         try:
             self._prepare_database()
@@ -174,7 +276,9 @@ class SqlCrmAdapter(CrmAdapter):
             isolation_level=None,
             check_same_thread=False,
         )
-        conn.create_function(_FOLD_FUNCTION, 1, fold_text, deterministic=True)
+        conn.create_function(_FOLD_FUNCTION, 1, _fold_sql_value, deterministic=True)
+        for modified in self._modified.values():
+            conn.create_function(modified.function, 1, modified.sql_function(), deterministic=True)
         return conn
 
     def _prepare_database(self) -> None:
@@ -240,14 +344,14 @@ class SqlCrmAdapter(CrmAdapter):
                 f"(columns: {', '.join(declared)})",
                 path=f"{where}.modified_column",
             )
-        if settings.modified_column not in table.columns:
-            table = _Table(
-                table.name,
-                table.id_column,
-                (*table.columns, settings.modified_column),
-                table.text_columns,
-                table.reference_columns,
-            )
+        table = _Table(
+            table.name,
+            table.id_column,
+            table.columns if settings.modified_column in table.columns else (*table.columns, settings.modified_column),
+            table.text_columns,
+            table.reference_columns,
+            self._modified[key],
+        )
         search = table.text_columns
         if settings.search_columns is not None:
             for index, column in enumerate(settings.search_columns):
@@ -322,40 +426,83 @@ class SqlCrmAdapter(CrmAdapter):
 
     # -- records ------------------------------------------------------------------------------
     @staticmethod
-    def _record(table: _Table, row: Sequence[Any]) -> Record:
-        record: Record = {}
-        for column, value in zip(table.columns, row, strict=True):
-            if column in table.reference_columns and value is not None:
-                record[column] = str(value)
-            else:
-                record[column] = _to_json_value(value)
-        raw_id = record.get(table.id_column)
-        record_id = None if raw_id is None else str(raw_id).strip()
-        if not record_id:
-            record["id"] = None
-            record[RECORD_ERROR_KEY] = f"missing id (column {table.id_column!r} is empty)"
-        else:
-            record["id"] = record_id
+    def _record(table: _Table, row: Sequence[Any], lenient: bool = False) -> Record:
+        """One row as a record; an unreadable row keeps its id and gets a reason, never dropped.
+
+        ``lenient`` rows were read with ``_lenient_text``: a value that is not UTF-8 arrives as
+        ``_InvalidText`` and makes the record a failed one naming the column.
+        """
+        record: Record = dict(zip(table.columns, row, strict=False))  # a trailing modified key is left out
+        problems: list[str] = []
+        if lenient or _BINARY in map(type, row):
+            for column, value in record.items():
+                if isinstance(value, _InvalidText):
+                    problems.append(f"column {column!r} is not valid UTF-8 text ({bytes(value)!r})")
+                    record[column] = bytes(value).decode("utf-8", "replace")
+                elif isinstance(value, bytes):
+                    record[column] = value.hex()
+        for column in table.reference_columns:
+            if record.get(column) is not None:
+                record[column] = str(record[column])
+        raw_id = record[table.id_column]
+        record_id = None if raw_id is None or not str(raw_id).strip() else str(raw_id)
+        record["id"] = record_id
+        if record_id is None:
+            problems.insert(0, f"missing id (column {table.id_column!r} is empty)")
         if table.id_column != "id":
-            record[table.id_column] = record_id or raw_id
+            record[table.id_column] = record_id if record_id is not None else raw_id
+        modified = table.modified
+        if modified is not None and row[len(table.columns)] is None:
+            problems.append(modified.reason(row[table.columns.index(modified.column)]))
+        if problems:
+            record[RECORD_ERROR_KEY] = "; ".join(problems)
         return record
 
     def _stream(self, table: _Table, sql: str, params: Sequence[Any]) -> Iterator[Record]:
-        """Rows of one query on a dedicated connection, fetched in chunks, closed when done or abandoned."""
+        """Rows of one query on a dedicated connection, closed when done or abandoned.
+
+        Rows are taken one at a time (not ``fetchmany``): when a row holds text that is not
+        UTF-8, ``sqlite3`` raises *before* stepping past it, so switching this connection to
+        ``_lenient_text`` and asking again yields that row as a failed record and goes on;
+        a chunked fetch would lose the rows of the chunk read before the bad one.
+        """
         conn = self._connect()
+        lenient = False
         try:
             cursor = conn.execute(sql, params)
-            while rows := cursor.fetchmany(self.settings.fetch_size):
-                for row in rows:
-                    yield self._record(table, row)
+            while True:
+                try:
+                    for row in cursor:
+                        yield self._record(table, row, lenient)
+                    return
+                except sqlite3.OperationalError as exc:
+                    if lenient or not _is_decode_error(exc):
+                        raise
+                    conn.text_factory = _lenient_text
+                    lenient = True
         finally:
             conn.close()
 
+    def _query(self, sql: str, params: Sequence[Any], *, one: bool) -> tuple[list[Any], bool]:
+        """Rows of a lookup on the shared connection; re-read leniently when one is not UTF-8."""
+        with self._lock:
+            try:
+                cursor = self._conn.execute(sql, params)
+                return ([cursor.fetchone()] if one else cursor.fetchall()), False
+            except sqlite3.OperationalError as exc:
+                if not _is_decode_error(exc):
+                    raise
+            self._conn.text_factory = _lenient_text
+            try:
+                cursor = self._conn.execute(sql, params)
+                return ([cursor.fetchone()] if one else cursor.fetchall()), True
+            finally:
+                self._conn.text_factory = str
+
     def _fetch_one(self, table: _Table, where: str, params: Sequence[Any]) -> Record | None:
         sql = f"SELECT {table.select_list} FROM {table.quoted} WHERE {where} ORDER BY {table.quoted_id} LIMIT 1"
-        with self._lock:
-            row = self._conn.execute(sql, params).fetchone()
-        return None if row is None else self._record(table, row)
+        [row], lenient = self._query(sql, params, one=True)
+        return None if row is None else self._record(table, row, lenient)
 
     def _fetch_many(self, table: _Table, column: str, values: Iterable[Any]) -> Iterator[Record]:
         distinct = list(dict.fromkeys(v for v in values if v is not None and str(v).strip()))
@@ -365,29 +512,37 @@ class SqlCrmAdapter(CrmAdapter):
                 f"SELECT {table.select_list} FROM {table.quoted} "
                 f"WHERE {quote_identifier(column)} IN ({marks}) ORDER BY {table.quoted_id}"
             )
-            with self._lock:
-                rows = self._conn.execute(sql, list(chunk)).fetchall()
+            rows, lenient = self._query(sql, list(chunk), one=False)
             for row in rows:
-                yield self._record(table, row)
+                yield self._record(table, row, lenient)
 
     # -- accounts and contacts ----------------------------------------------------------------
     def _iter_window(self, entity: _EntityTable, since: datetime | None, until: datetime | None) -> Iterator[Record]:
-        since_text = _require_aware(since, "since")
-        until_text = _require_aware(until, "until")
-        modified = entity.normalised_modified()
+        """Rows with ``since <= modified < until`` by UTC instant, plus every unreadable-time row.
+
+        Ordered by ``(modified, id)``, unreadable rows (NULL key) first. With bounds, the inner
+        ``LIMIT -1`` keeps SQLite from flattening the subquery, so each row's modified time is
+        read once instead of once per use in WHERE and ORDER BY.
+        """
+        since_key = _require_aware(since, "since")
+        until_key = _require_aware(until, "until")
         conditions: list[str] = []
         params: list[str] = []
-        if since_text is not None:
-            conditions.append(f"{modified} >= strftime('{_UTC_TEXT_FORMAT}', ?)")
-            params.append(since_text)
-        if until_text is not None:
-            conditions.append(f"{modified} < strftime('{_UTC_TEXT_FORMAT}', ?)")
-            params.append(until_text)
+        if since_key is not None:
+            conditions.append(f"{_MODIFIED_KEY} >= ?")
+            params.append(since_key)
+        if until_key is not None:
+            conditions.append(f"{_MODIFIED_KEY} < ?")
+            params.append(until_key)
         table = entity.table
-        sql = f"SELECT {table.select_list} FROM {table.quoted}"
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
-        sql += f" ORDER BY {modified}, {quote_identifier(table.id_column)}"
+        select = f"SELECT {table.select_list} FROM {table.quoted}"
+        order = f" ORDER BY {_MODIFIED_KEY}, {quote_identifier(table.id_column)}"
+        if not conditions:
+            return self._stream(table, select + order, params)
+        sql = (
+            f"SELECT * FROM ({select} LIMIT -1) WHERE {_MODIFIED_KEY} IS NULL OR ({' AND '.join(conditions)})"
+            + order
+        )
         return self._stream(table, sql, params)
 
     def _get(self, entity: _EntityTable, record_id: str) -> Record | None:
@@ -407,7 +562,9 @@ class SqlCrmAdapter(CrmAdapter):
         table = entity.table
         if not entity.search_columns:
             return iter(())
-        matches = " OR ".join(f"instr({_FOLD_FUNCTION}({quote_identifier(c)}), ?) > 0" for c in entity.search_columns)
+        matches = " OR ".join(
+            f"instr({_FOLD_FUNCTION}({_text_as_bytes(quote_identifier(c))}), ?) > 0" for c in entity.search_columns
+        )
         sql = f"SELECT {table.select_list} FROM {table.quoted} WHERE {matches} ORDER BY {table.quoted_id}"
         return self._stream(table, sql, [folded] * len(entity.search_columns))
 
@@ -544,12 +701,6 @@ class _EntityTable:
     table: _Table
     settings: EntityTableSettings
     search_columns: tuple[str, ...]
-
-    def normalised_modified(self) -> str:
-        column = quote_identifier(self.settings.modified_column)
-        if self.settings.modified_format == "unixepoch":
-            return f"strftime('{_UTC_TEXT_FORMAT}', {column}, 'unixepoch')"
-        return f"strftime('{_UTC_TEXT_FORMAT}', {column})"
 
 
 @dataclass(frozen=True)

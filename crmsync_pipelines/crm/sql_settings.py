@@ -9,10 +9,12 @@ adapter is built (see ``SqlCrmAdapter.from_settings``), never mid-run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from crmsync_pipelines.crm.modified_time import ModifiedFormat
 from crmsync_pipelines.errors import ConfigError
 
 #: Where these settings live in ``sync.yaml``; every error names a path below it.
@@ -32,8 +34,11 @@ class EntityTableSettings(_Strict):
     id_column: str = "id"
     #: Modified time, used for ``since <= modified < until``.
     modified_column: str = "updated_at"
-    #: ``iso`` for ISO-8601 text (any offset; UTC recommended), ``unixepoch`` for seconds since 1970.
-    modified_format: Literal["iso", "unixepoch"] = "iso"
+    #: How ``modified_column`` is read (see ``crmsync_pipelines.crm.modified_time``): ``auto`` reads
+    #: every common layout (ISO 8601 with any offset form, ``d.m.Y H:i``, epoch s/ms, Julian days);
+    #: ``iso`` only text; ``unixepoch`` / ``unixepoch_ms`` / ``julianday`` only numbers of that unit.
+    #: A row whose time cannot be read is yielded as a failed record in every window, never skipped.
+    modified_format: ModifiedFormat = "auto"
     #: Columns returned in records; ``None`` means every column of the table.
     columns: list[str] | None = None
     #: Columns holding ids of other records; returned as strings like ``id`` so relations match.
@@ -80,6 +85,18 @@ class SqlCrmSettings(_Strict):
     busy_timeout_s: float = Field(default=10.0, ge=0)
     #: Switch the database to WAL so a separate writer process never blocks our readers.
     wal: bool = True
+    #: IANA zone of modified times stored without an offset (``2026-11-20 10:00``, ``30.11.2026 09:15``).
+    #: SQLite itself reads such values as UTC, hence the default.
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Prague, UTC)") from None
+        return value
 
     @field_validator("path")
     @classmethod
