@@ -38,11 +38,13 @@ def built_in_adapters() -> list[str]:
     return sorted(_BUILT_INS)
 
 
-def load_crm_adapter(crm_section: CrmSection | Mapping[str, Any], *, base_dir: Path) -> CrmAdapter:
-    """The adapter ``crm_section`` describes, built and validated (it has not been pinged)."""
-    section = crm_section if isinstance(crm_section, CrmSection) else CrmSection.model_validate(dict(crm_section))
-    name = section.adapter.strip()
-    settings = section.settings
+def resolve_adapter(name: str) -> AdapterFactory:
+    """The factory ``crm.adapter: <name>`` names, without building an adapter.
+
+    Used by ``crmsync validate`` to refuse an unknown name (``sqll``) or an import path that
+    does not import or is not a concrete ``CrmAdapter`` before any work; raises ``ConfigError``.
+    """
+    name = name.strip()
     factory = _BUILT_INS.get(name) if ":" not in name else _import_factory(name)
     if factory is None:
         raise ConfigError(
@@ -50,6 +52,15 @@ def load_crm_adapter(crm_section: CrmSection | Mapping[str, Any], *, base_dir: P
             "or an import path like 'mypackage.crm:MyAdapter'",
             path=_ADAPTER_PATH,
         )
+    return factory
+
+
+def load_crm_adapter(crm_section: CrmSection | Mapping[str, Any], *, base_dir: Path) -> CrmAdapter:
+    """The adapter ``crm_section`` describes, built and validated (it has not been pinged)."""
+    section = crm_section if isinstance(crm_section, CrmSection) else CrmSection.model_validate(dict(crm_section))
+    name = section.adapter.strip()
+    settings = section.settings
+    factory = resolve_adapter(name)
     try:
         adapter = factory(settings, base_dir)
     except CrmsyncError:
