@@ -26,6 +26,16 @@ _ADAPTER_PATH = "crm.adapter"
 _BUILT_INS: dict[str, AdapterFactory] = {"sql": SqlCrmAdapter.from_settings}
 
 
+def _hubspot(settings: Mapping[str, Any], base_dir: Path) -> CrmAdapter:
+    """``crm.adapter: hubspot`` (imported on use: httpx and phonenumbers load only when chosen)."""
+    from crmsync_pipelines.crm.hubspot.adapter import HubSpotAdapter
+
+    return HubSpotAdapter.from_settings(settings, base_dir)
+
+
+_BUILT_INS["hubspot"] = _hubspot
+
+
 def register_adapter(name: str, factory: AdapterFactory) -> None:
     """Make ``crm.adapter: <name>`` build an adapter with ``factory``; re-registering replaces it."""
     if not name or ":" in name or name != name.strip():
