@@ -6,6 +6,12 @@ Per chunk of mapped rows:
    one scan of the whole model in pages of 1000 staged into ``target_snapshot``);
 3. mapped fields are compared; only creates and real changes are written, with bounded
    concurrency; every record ends in the ledger, failures also in ``failed_records``.
+
+Once Daktela refuses the access token mid-stage (401/403 on a lookup or a write, after an
+earlier call of the stage succeeded), the loader sends nothing more: every record of the
+stage not yet written is filed as an ``auth`` failure without an API call, and a later run
+(with a valid token) writes them. A token refused on the stage's very first call is a
+configuration error, not a record's: it is raised and fails the stage before any write.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from crmsync_pipelines.engine.compare import changed_fields, project, update_bod
 from crmsync_pipelines.engine.context import EngineContext
 from crmsync_pipelines.engine.paths import flatten, key_of
 from crmsync_pipelines.engine.reports import FailureSample, FieldChange, PlannedChange
-from crmsync_pipelines.errors import ConflictError, ErrorClass
+from crmsync_pipelines.errors import AuthError, ConflictError, ErrorClass
 from crmsync_pipelines.staging.store import MappedRow, RecordResult
 
 EnsureRelated = Callable[[str, list[str]], None]
@@ -78,6 +84,10 @@ class DaktelaLoader:
         self.mapping = mapping if mapping is not None else ctx.mapping(entity)
         self.lookup = self.mapping.lookup_field
         self.scanned = False
+        #: The first refusal of the access token in this stage; from then on nothing is sent.
+        self.auth_refused: AuthError | None = None
+        #: Whether a Daktela call of this stage succeeded (a refusal after that is "mid-run").
+        self.token_worked = False
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> LoadOutcome:
@@ -98,7 +108,21 @@ class DaktelaLoader:
         """Diff and write one chunk; returns (and unless dry-run records) its results."""
         results, todo = split_unchanged(self.ctx.staging, self.ledger_entity, rows, verify=self.verify,
                                         retry_held=self.retry_held)
-        targets = self._targets([r.lookup_key for r in todo if r.lookup_key])
+        targets: dict[str, list[dict[str, Any]]] = {}
+        if self.auth_refused is None and todo:
+            try:
+                targets = self._targets([r.lookup_key for r in todo if r.lookup_key])
+            except AuthError as exc:
+                if not self.token_worked:
+                    raise
+                self._stop(exc)
+            else:
+                self.token_worked = True
+        if self.auth_refused is not None:
+            results.extend(self._not_sent(todo))
+            if not self.dry_run:
+                self._record(results, [], {})
+            return results
         creates: list[tuple[MappedRow, WriteOp]] = []
         updates: list[tuple[MappedRow, WriteOp]] = []
         snapshot: list[tuple[str, str | None, dict[str, Any]]] = []
@@ -133,13 +157,26 @@ class DaktelaLoader:
                                          name=str(target.get("name")), lookup_field=self.lookup)))
         if not self.dry_run:
             work = creates + updates
-            if self.ensure_related is not None:
-                self._ensure_related([op for _, op in work])
+            if self.ensure_related is not None and work:
+                try:
+                    self._ensure_related([op for _, op in work])
+                except AuthError as exc:
+                    if not self.token_worked:
+                        raise
+                    self._stop(exc)
+                    results.extend(self._not_sent([row for row, _ in work]))
+                    self._record(results, snapshot, changed)
+                    return results
             self._record(results, snapshot, changed)
             # Writes are ledgered every `sync.batch_size` records, so a crash leaves at most that
             # many writes unrecorded (the next run re-reads them by key; never a duplicate).
             size = max(1, self.ctx.config.sync.batch_size)
             for start in range(0, len(work), size):
+                if self.auth_refused is not None:
+                    skipped = self._not_sent([row for row, _ in work[start:]])
+                    self._record(skipped, [], changed)
+                    results.extend(skipped)
+                    break
                 written = self._write(work[start:start + size])
                 self._record(written, [], changed)
                 results.extend(written)
@@ -147,6 +184,19 @@ class DaktelaLoader:
             results.extend(RecordResult(row.source_id, "created" if op.action == "create" else "updated",
                                         row.lookup_key) for row, op in creates + updates)
         return results
+
+    def _stop(self, refusal: AuthError) -> None:
+        if self.auth_refused is None:
+            self.auth_refused = refusal
+            self.ctx.log.error("%s: Daktela refused the access token (%s); nothing more is sent in this stage, "
+                               "the remaining records wait in failed_records as auth failures", self.ledger_entity,
+                               refusal)
+
+    def _not_sent(self, rows: list[MappedRow]) -> list[RecordResult]:
+        """``rows`` as ``auth`` failures without an API call (after the token was refused)."""
+        assert self.auth_refused is not None
+        error = AuthError(f"not sent: Daktela refused the access token earlier in this stage ({self.auth_refused})")
+        return [failed(row, error) for row in rows]
 
     def _record(self, results: list[RecordResult], snapshot: list[tuple[str, str | None, dict[str, Any]]],
                 changed: dict[str, list[str]]) -> None:
@@ -235,14 +285,20 @@ class DaktelaLoader:
             return []
         rows = {op.key: row for row, op in work}
         results: list[RecordResult] = []
+        refusals: list[AuthError] = []
         for result in self.ctx.daktela.apply_writes([op for _, op in work]):
             row = rows[result.op.key]
             if result.error is not None:
+                if isinstance(result.error, AuthError):
+                    refusals.append(result.error)
                 results.append(failed(row, result.error))
             else:
                 outcome = "created" if result.op.action == "create" else "updated"
                 target = result.record or {"name": result.op.name or row.lookup_key}
                 results.append(succeeded(row, outcome, target, "name"))
+        if refusals:
+            # The refusal itself, not one of the "not sent" results it caused, names the cause.
+            self._stop(next((e for e in refusals if not str(e).startswith("not sent:")), refusals[0]))
         return results
 
 
