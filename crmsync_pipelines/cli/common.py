@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from crmsync_pipelines.config.models import SyncConfig
-from crmsync_pipelines.engine.reports import Entity, StageReport, Window
+from crmsync_pipelines.engine.reports import RELATED_LEDGER_ENTITIES, Entity, StageReport, Window
 from crmsync_pipelines.errors import ConfigError
 
 #: Environment variables naming the config file, in order (the second is the PHP SDK's).
@@ -28,8 +28,14 @@ DEFAULT_CONFIG_PATH = Path("mappings/sync.yaml")
 #: The order entities sync in: contacts link to accounts, so accounts go first.
 ENTITY_ORDER: tuple[Entity, ...] = ("account", "contact", "activity")
 ENTITY_CHOICE = click.Choice(list(ENTITY_ORDER))
-#: Exit code of a command that finished but left records in the failed-records table.
+#: Exit codes of ``sync``, ``retry-failed`` and ``plan`` (documented in docs/operations.md):
+#: 0 clean; 1 records failed in THIS run (or the command could not run: config or engine error);
+#: 2 bad usage (click's own code); 3 nothing failed in this run, but records of the synced
+#: entities wait in ``failed_records`` from earlier runs (held back until their data changes).
+EXIT_OK = 0
 EXIT_RECORDS_FAILED = 1
+EXIT_USAGE = 2
+EXIT_FAILURES_WAITING = 3
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -141,17 +147,42 @@ REPORT_COLUMNS = ("created", "updated", "unchanged", "failed", "skipped")
 def load_rows(reports: Iterable[StageReport]) -> list[dict[str, Any]]:
     """One row per entity: load outcomes, API calls of all its stages, total duration."""
     rows: dict[str, dict[str, Any]] = {}
-    for report in reports:
-        row = rows.setdefault(
-            report.entity,
-            {"entity": report.entity, **dict.fromkeys(REPORT_COLUMNS, 0), "api_calls": 0, "duration_s": 0.0},
+
+    def row_of(name: str) -> dict[str, Any]:
+        return rows.setdefault(
+            name, {"entity": name, **dict.fromkeys(REPORT_COLUMNS, 0), "api_calls": 0, "duration_s": 0.0},
         )
+
+    for report in _with_side_reports(reports):
+        row = row_of(report.entity)
+        related_calls = int(sum(report.related_api_calls.values()))
+        side_calls = int(sum(sum(side.api_calls.values()) for side in report.side_reports))
+        side_duration = float(sum(side.duration_s for side in report.side_reports))
         if report.stage in ("load", "retry", "webhook"):
             for column in REPORT_COLUMNS:
                 row[column] += int(report.counts.get(column, 0))
-        row["api_calls"] += int(sum(report.api_calls.values()))
-        row["duration_s"] += float(report.duration_s)
+            # Related ledger entities (auto-created contacts of accounts) get their own row,
+            # so their failures are never hidden inside the account's numbers.
+            for related in RELATED_LEDGER_ENTITIES.get(report.entity, ()):
+                counts = report.related_counts(related)
+                if counts or related_calls or related in rows:
+                    extra = row_of(related)
+                    for column in REPORT_COLUMNS:
+                        extra[column] += int(counts.get(column, 0))
+                    extra["api_calls"] += related_calls
+        row["api_calls"] += int(sum(report.api_calls.values())) - related_calls - side_calls
+        row["duration_s"] += float(report.duration_s) - side_duration
     return list(rows.values())
+
+
+def _with_side_reports(reports: Iterable[StageReport]) -> list[StageReport]:
+    """Each report followed by the on-the-fly syncs it made (their rows count like any other)."""
+    flat: list[StageReport] = []
+    for report in reports:
+        flat.append(report)
+        flat.extend(report.all_side_reports())
+    return flat
+
 
 
 def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:

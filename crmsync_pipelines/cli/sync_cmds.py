@@ -2,8 +2,9 @@
 
 These run the same engine stages the Dagster assets run, over the same default window (the
 current partition), and record to the same ledger, so a CLI run and a scheduled run never
-duplicate each other's work. Exit code 1 means the command finished but records failed
-(they wait in the failed-records table) or it could not run at all.
+duplicate each other's work. Exit codes (``EXIT_CODES_HELP``, docs/operations.md): 0 clean,
+1 records failed in this run (or the command could not run at all), 2 bad usage, 3 nothing
+failed in this run but records wait in the failed-records table from earlier runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import click
 
 from crmsync_pipelines.cli.common import (
     ENTITY_CHOICE,
+    ENTITY_ORDER,
+    EXIT_FAILURES_WAITING,
+    EXIT_OK,
     EXIT_RECORDS_FAILED,
     config_option,
     load_config_or_fail,
@@ -26,8 +30,9 @@ from crmsync_pipelines.cli.common import (
     selected_entities,
 )
 from crmsync_pipelines.config.models import SyncConfig
+from crmsync_pipelines.engine.auto_contacts import LEDGER_ENTITY as AUTO_CONTACT
 from crmsync_pipelines.engine.engine import SyncEngine
-from crmsync_pipelines.engine.reports import PlannedChange, StageReport
+from crmsync_pipelines.engine.reports import FailureSample, PlannedChange, StageReport
 from crmsync_pipelines.errors import CrmsyncError
 
 _TABLE = ("entity", "created", "updated", "unchanged", "failed", "skipped", "api_calls", "duration_s")
@@ -40,6 +45,17 @@ since_option = click.option(
     "--since", default=None, help="Window start, ISO date/datetime (instance time zone if naive)."
 )
 until_option = click.option("--until", default=None, help="Window end (exclusive), ISO date/datetime.")
+
+#: The exit codes, shown in ``--help`` (``\b`` keeps click from re-wrapping the lines).
+EXIT_CODES_HELP = f"""
+\b
+Exit codes:
+  {EXIT_OK}  clean: nothing failed and nothing waits in failed_records
+  {EXIT_RECORDS_FAILED}  records failed in this run (or the command could not run)
+  2  bad usage (unknown option, bad --since)
+  {EXIT_FAILURES_WAITING}  nothing failed in this run, but records wait in failed_records
+     from earlier runs (held back until their data changes): crmsync retry-failed
+"""
 
 
 @contextmanager
@@ -57,30 +73,56 @@ def open_engine(config: SyncConfig) -> Iterator[SyncEngine]:
         engine.close()
 
 
-def _print_failures(reports: list[StageReport], limit: int = 10) -> None:
-    failures = [f for report in reports for f in report.failures]
+def _failure_samples(reports: list[StageReport]) -> list[tuple[str, FailureSample]]:
+    """(ledger entity, sample) once per record: the map stage and the load stage of one run
+    both report the records the map stage quarantined."""
+    seen: dict[tuple[str, str], tuple[str, FailureSample]] = {}
+    for report in [r for top in reports for r in (top, *top.all_side_reports())]:
+        for sample in report.failures:
+            entity = sample.entity or report.entity
+            seen.setdefault((entity, sample.source_id), (entity, sample))
+    return list(seen.values())
+
+
+def _print_failures(reports: list[StageReport], total: int | None = None, limit: int = 10) -> None:
+    """``total``: how many records failed (the samples are capped at 20 per stage)."""
+    failures = _failure_samples(reports)
     if not failures:
         return
+    count = max(total or 0, len(failures))
     shown = min(limit, len(failures))
-    click.echo(click.style(f"\n{len(failures)} failed record(s) (first {shown}):", fg="red"))
-    for sample in failures[:limit]:
-        click.echo(f"  {sample.source_id}  [{sample.error_class}]  {sample.message}")
+    click.echo(click.style(f"\n{count} failed record(s) (first {shown}):", fg="red"))
+    for entity, sample in failures[:limit]:
+        click.echo(f"  {entity} {sample.source_id}  [{sample.error_class}]  {sample.message}")
+
+
+def _exit_code(reports: list[StageReport], rows: list[dict[str, object]]) -> int:
+    if any(row["failed"] for row in rows) or any(not c.passed and not _only_waiting(r, c.name)
+                                                 for r in reports for c in r.checks):
+        return EXIT_RECORDS_FAILED
+    return EXIT_FAILURES_WAITING if any(r.waiting for r in reports) else EXIT_OK
+
+
+def _only_waiting(report: StageReport, check_name: str) -> bool:
+    """A failed ``no_failed_records`` check of a stage where nothing failed in this run."""
+    return check_name == "no_failed_records" and report.failed == 0
 
 
 def _finish(reports: list[StageReport]) -> None:
     rows = load_rows(reports)
     click.echo(render_table(rows, _TABLE))
-    _print_failures(reports)
+    _print_failures(reports, total=sum(int(row["failed"]) for row in rows))
     for report in reports:
         for check in report.checks:
             if not check.passed:
                 message = f"check {report.entity}/{check.name} failed: {check.description}"
                 click.echo(click.style(message, fg="red"))
-    if any(row["failed"] for row in rows) or any(not c.passed for r in reports for c in r.checks):
-        raise SystemExit(EXIT_RECORDS_FAILED)
+    code = _exit_code(reports, rows)
+    if code != EXIT_OK:
+        raise SystemExit(code)
 
 
-@click.command("sync")
+@click.command("sync", epilog=EXIT_CODES_HELP)
 @config_option
 @entity_option
 @since_option
@@ -112,7 +154,13 @@ def _change_lines(change: PlannedChange, max_fields: int) -> list[str]:
     return lines
 
 
-@click.command("plan")
+@click.command("plan", epilog=f"""
+\b
+Exit codes:
+  {EXIT_OK}  every record of the window maps (or is unchanged)
+  {EXIT_RECORDS_FAILED}  records would fail to map (invalid), or the command could not run
+  2  bad usage
+""")
 @config_option
 @entity_option
 @since_option
@@ -165,21 +213,45 @@ def reset_state(config_path: Path | None, entity: str | None, yes: bool) -> None
     click.echo(f"sync state reset for {scope}")
 
 
-@click.command("retry-failed")
+def _failed_count(engine: SyncEngine, entity: str | None) -> int:
+    """Rows of failed_records that ``retry-failed --entity`` covers (accounts include their auto-contacts)."""
+    if entity is None:
+        return len(engine.staging.failed_records(None))
+    if entity == AUTO_CONTACT:
+        return len(engine.staging.failed_records(AUTO_CONTACT))
+    return engine.waiting_failures(entity)  # type: ignore[arg-type]
+
+
+@click.command("retry-failed", epilog=f"""
+\b
+Exit codes:
+  {EXIT_OK}  nothing is left in failed_records (for the chosen entity)
+  {EXIT_RECORDS_FAILED}  records still failed (or the command could not run)
+  2  bad usage
+""")
 @config_option
-@click.option("--entity", type=ENTITY_CHOICE, default=None, help="Only this entity (default: all).")
+@click.option("--entity", type=click.Choice([*ENTITY_ORDER, AUTO_CONTACT]), default=None,
+              help="Only this entity (default: all). 'account' includes the contacts auto-created for "
+                   "accounts; 'auto_contact' retries only those.")
 def retry_failed(config_path: Path | None, entity: str | None) -> None:
-    """Retry the records in the failed-records table now (normally the next run does it)."""
+    """Retry the records in the failed-records table now, held-back ones included.
+
+    Normally the next run retries transient failures; validation and conflict failures are
+    held back until their data changes, or until this command asks for them.
+    """
     _, config = load_config_or_fail(config_path)
     run_id = new_run_id("retry")
     with open_engine(config) as engine:
-        pending = len(engine.staging.failed_records(entity))
+        if entity is not None:
+            owner = "account" if entity == AUTO_CONTACT else entity
+            selected_entities([owner], engine.enabled_entities())
+        pending = _failed_count(engine, entity)
         click.echo(f"run {run_id}: retrying {pending} failed record(s)")
         reports = engine.retry_failed(entity, run_id)  # type: ignore[arg-type]
-        remaining = len(engine.staging.failed_records(entity))
+        remaining = _failed_count(engine, entity)
     rows = load_rows(reports)
     click.echo(render_table(rows, _TABLE))
-    _print_failures(reports)
+    _print_failures(reports, total=sum(int(row["failed"]) for row in rows))
     click.echo(f"{remaining} record(s) still failed")
     if remaining:
         raise SystemExit(EXIT_RECORDS_FAILED)

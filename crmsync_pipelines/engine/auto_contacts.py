@@ -49,12 +49,14 @@ def _already_has_contact(settings: AutoCreateContact, payload: dict[str, Any],
 
 class AutoContactCreator:
     def __init__(self, ctx: EngineContext, run_id: str, batch_id: str, *, dry_run: bool = False,
-                 verify: bool = False) -> None:
+                 verify: bool = False, retry_held: bool = False) -> None:
         self.ctx = ctx
         self.run_id = run_id
         self.batch_id = batch_id
         self.dry_run = dry_run
         self.verify = verify
+        #: ``crmsync retry-failed``: also write contacts held back after a validation failure.
+        self.retry_held = retry_held
         account = ctx.entity_config("account")
         self.settings = account.auto_create_contact
         self.mapping = self.settings.mapping if self.settings is not None else None
@@ -100,7 +102,8 @@ class AutoContactCreator:
         if not self.dry_run and skipped:
             self.ctx.staging.record_results(self.run_id, self.batch_id, LEDGER_ENTITY, skipped)
         loader = DaktelaLoader(self.ctx, "contact", self.run_id, self.batch_id, dry_run=self.dry_run,
-                               verify=self.verify, ledger_entity=LEDGER_ENTITY, mapping=self.mapping)
+                               verify=self.verify, ledger_entity=LEDGER_ENTITY, mapping=self.mapping,
+                               retry_held=self.retry_held)
         return skipped + (loader.process(rows, outcome) if rows else [])
 
     def _drop_existing_duplicates(self, rows: list[MappedRow], skipped: list[RecordResult]) -> list[MappedRow]:

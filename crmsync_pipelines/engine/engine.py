@@ -7,12 +7,13 @@ duration, failure samples, check outcomes) and never raises for a single bad rec
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from crmsync_pipelines.config.models import SyncConfig
 from crmsync_pipelines.crm.base import CrmAdapter
@@ -26,7 +27,15 @@ from crmsync_pipelines.engine.load_crm import CrmActivityLoader
 from crmsync_pipelines.engine.load_daktela import DaktelaLoader, LoadOutcome
 from crmsync_pipelines.engine.mapstage import map_batch
 from crmsync_pipelines.engine.reconcile import reconcile
-from crmsync_pipelines.engine.reports import CheckOutcome, Entity, FailureSample, Stage, StageReport, Window
+from crmsync_pipelines.engine.reports import (
+    RELATED_LEDGER_ENTITIES,
+    CheckOutcome,
+    Entity,
+    FailureSample,
+    Stage,
+    StageReport,
+    Window,
+)
 from crmsync_pipelines.errors import CrmsyncError
 from crmsync_pipelines.staging.store import StagingStore
 
@@ -121,6 +130,7 @@ class SyncEngine:
             with self.staging.session():
                 self.staging.finish_load(batch)
                 self.staging.prune(entity)
+            report.waiting = self.waiting_failures(entity, run_id)
             report.checks.append(_no_failures_check(report))
         return report
 
@@ -159,21 +169,49 @@ class SyncEngine:
         window = Window(None, None)
         with self._stage(entity, "webhook", window, run_id) as report, self.staging.entity_lock(entity):
             self._sync_ids_into(entity, ids, run_id, report)
+            report.waiting = self.waiting_failures(entity, run_id)
             report.checks.append(_no_failures_check(report))
         return report
 
-    def retry_failed(self, entity: Entity | None, run_id: str) -> list[StageReport]:
+    def retry_failed(self, entity: Entity | Literal["auto_contact"] | None, run_id: str) -> list[StageReport]:
+        """Re-read and re-sync every record waiting in ``failed_records``, held-back ones included.
+
+        Auto-created contacts are retried through their account (``entity="auto_contact"``
+        retries only them, ``"account"`` both): the account is re-read from the CRM, synced
+        (normally unchanged, no call), and its auto-contact is created again.
+        """
         reports = []
         for name in [entity] if entity else self.enabled_entities():
-            ids = self.staging.failed_ids(name)
+            owner: Entity = "account" if name == AUTO_CONTACT else name  # type: ignore[assignment]
+            ids = self._retry_ids(name)
             window = Window(None, None)
-            with self._stage(name, "retry", window, run_id) as report, self.staging.entity_lock(name):
+            with self._stage(owner, "retry", window, run_id) as report, self.staging.entity_lock(owner):
                 report.counts["queued"] = len(ids)
                 if ids:
-                    self._sync_ids_into(name, ids, run_id, report, retry_held=True)
+                    self._sync_ids_into(owner, ids, run_id, report, retry_held=True)
+                report.waiting = self.waiting_failures(owner, run_id)
                 report.checks.append(_no_failures_check(report))
             reports.append(report)
         return reports
+
+    def waiting_failures(self, entity: Entity, run_id: str | None = None) -> int:
+        """Rows of ``failed_records`` for ``entity`` and its related ledger entities
+        (``auto_contact`` for accounts) that did not fail in ``run_id`` (all rows when ``None``)."""
+        names = [entity, *RELATED_LEDGER_ENTITIES.get(entity, ())]
+        with self.staging.connect() as con:
+            row = con.execute(
+                "SELECT count(*) FROM failed_records WHERE entity IN (SELECT unnest(?::VARCHAR[])) "
+                "AND (?::VARCHAR IS NULL OR last_run_id <> ?)",
+                [names, run_id, run_id],
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _retry_ids(self, name: str) -> list[str]:
+        """The source ids to retry for ``name``; account ids of failed auto-contacts count as accounts."""
+        own = self.staging.failed_ids(name)
+        for related in RELATED_LEDGER_ENTITIES.get(name, ()):
+            own.extend(self.staging.failed_ids(related))
+        return list(dict.fromkeys(own))
 
     def reconcile(self, entity: Entity, window: Window) -> CheckOutcome:
         return reconcile(self.ctx, entity, self._extract_window(entity, window))
@@ -219,24 +257,33 @@ class SyncEngine:
         return batch.batch_id
 
     def _loader(self, entity: Entity, batch: str, run_id: str, *, dry_run: bool = False,
-                verify: bool = False, retry_held: bool = False) -> DaktelaLoader | CrmActivityLoader:
+                verify: bool = False, retry_held: bool = False,
+                side_reports: list[StageReport] | None = None) -> DaktelaLoader | CrmActivityLoader:
+        """``side_reports`` collects the reports of on-the-fly syncs of related records."""
         if entity == "activity":
             return CrmActivityLoader(self.ctx, run_id, batch, dry_run=dry_run, verify=verify, retry_held=retry_held)
-        ensure = None if dry_run else (lambda rel_entity, ids: self._ensure_related(rel_entity, ids, run_id))
+        sink = side_reports if side_reports is not None else []
+        ensure = None if dry_run else (
+            lambda rel_entity, ids: sink.append(self._ensure_related(rel_entity, ids, run_id)))
         return DaktelaLoader(self.ctx, entity, run_id, batch, dry_run=dry_run, verify=verify, ensure_related=ensure,
                              retry_held=retry_held)
 
     def _load_batch(self, entity: Entity, batch: str, run_id: str, report: StageReport, *,
                     verify: bool = False, retry_held: bool = False) -> None:
-        outcome = self._loader(entity, batch, run_id, verify=verify, retry_held=retry_held).run()
+        outcome = self._loader(entity, batch, run_id, verify=verify, retry_held=retry_held,
+                               side_reports=report.side_reports).run()
         _merge(report, outcome)
         if entity == "account":
-            creator = AutoContactCreator(self.ctx, run_id, batch, verify=verify)
+            creator = AutoContactCreator(self.ctx, run_id, batch, verify=verify, retry_held=retry_held)
             if creator.enabled:
+                before = self.ctx.api_snapshot()
                 auto = creator.run(outcome.landed)
+                for system, calls in self.ctx.api_delta(before).items():
+                    report.related_api_calls[system] = report.related_api_calls.get(system, 0) + calls
                 for key, value in auto.counts.items():
-                    report.counts[f"auto_contact_{key}"] = report.counts.get(f"auto_contact_{key}", 0) + value
-                report.failures.extend(auto.failures[: max(0, 20 - len(report.failures))])
+                    report.counts[f"{AUTO_CONTACT}_{key}"] = report.counts.get(f"{AUTO_CONTACT}_{key}", 0) + value
+                report.failures.extend(dataclasses.replace(f, entity=AUTO_CONTACT)
+                                       for f in auto.failures[: max(0, 20 - len(report.failures))])
 
     def _sync_ids_into(self, entity: Entity, ids: list[str], run_id: str, report: StageReport, *,
                        retry_held: bool = False) -> None:
@@ -244,6 +291,7 @@ class SyncEngine:
         report.counts["extracted"] = report.counts.get("extracted", 0) + count
         if gone:
             report.counts["not_found"] = report.counts.get("not_found", 0) + len(gone)
+            report.not_found.extend(gone)
             self.log.warning("%s: %d requested records no longer exist at the source: %s", entity, len(gone),
                              ", ".join(gone[:10]))
         counts, _checks, failures = map_batch(self.ctx, entity, batch, run_id)
@@ -252,10 +300,15 @@ class SyncEngine:
         self._load_batch(entity, batch, run_id, report, retry_held=retry_held)
         self.staging.finish_load(batch)
 
-    def _ensure_related(self, entity: Entity, source_ids: list[str], run_id: str) -> None:
+    def _ensure_related(self, entity: Entity, source_ids: list[str], run_id: str) -> StageReport:
+        """Sync referenced records first; the report joins the caller's ``side_reports`` so its
+        failures (and its auto-contacts' failures) count in the run like any other."""
         with self._stage(entity, "load", Window(None, None), run_id) as report:
             self._sync_ids_into(entity, source_ids, run_id, report)
         self.log.info("on-the-fly %s sync for relations: %s", entity, report.summary_line())
+        if report.failed:
+            self.log.warning("on-the-fly %s sync for relations: %d records failed", entity, report.failed)
+        return report
 
     def _retry_transient(self, entity: Entity, batch: str, run_id: str, report: StageReport) -> None:
         """Transient dead letters from earlier runs are retried automatically (bounded)."""
@@ -281,14 +334,33 @@ def _merge(report: StageReport, outcome: LoadOutcome) -> None:
 
 
 def _no_failures_check(report: StageReport) -> CheckOutcome:
-    failed = report.counts.get("failed", 0)
-    return CheckOutcome(
-        name="no_failed_records",
-        passed=failed == 0,
-        description=f"{failed} records failed and wait in failed_records" if failed else "no record failed",
-        metadata={"failed": failed,
-                  "sample": [f"{f.source_id}: [{f.error_class}] {f.message}" for f in report.failures[:5]]},
-    )
+    """Passes only when nothing failed in this stage AND nothing waits from earlier runs.
+
+    Held-back failures (same data as the last failed attempt) are not retried by a run, so a
+    check that only looked at this run's failures would turn green while records are missing
+    from the target.
+    """
+    failed, waiting = report.failed, report.waiting
+    side_failed: dict[str, int] = {}
+    for side in report.all_side_reports():
+        if side.failed:
+            side_failed[side.entity] = side_failed.get(side.entity, 0) + side.failed
+    parts = []
+    if failed:
+        parts.append(f"{failed} records failed in this run")
+    for entity, count in side_failed.items():
+        parts.append(f"{count} {entity} records synced on the fly (referenced by this batch) failed")
+    if waiting:
+        parts.append(f"{waiting} records from earlier runs still wait in failed_records")
+    description = "; ".join(parts) + " (retry: `crmsync retry-failed`)" if parts else "no record failed"
+    metadata: dict[str, Any] = {"failed": failed, "waiting_from_earlier_runs": waiting,
+                                **{f"on_the_fly_{entity}_failed": n for entity, n in side_failed.items()}}
+    for related in RELATED_LEDGER_ENTITIES.get(report.entity, ()):
+        metadata[f"{related}_failed"] = report.counts.get(f"{related}_failed", 0)
+    metadata["sample"] = [f"{f.entity + ' ' if f.entity else ''}{f.source_id}: [{f.error_class}] {f.message}"
+                          for f in report.failures[:5]]
+    return CheckOutcome(name="no_failed_records", passed=not failed and not waiting and not side_failed,
+                        description=description, metadata=metadata)
 
 
 __all__ = ["MissingExtractError", "SyncEngine"]

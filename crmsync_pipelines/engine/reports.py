@@ -15,6 +15,11 @@ Stage = Literal["extract", "map", "load", "retry", "webhook"]
 Entity = Literal["account", "contact", "activity"]
 Outcome = Literal["created", "updated", "unchanged", "failed", "skipped"]
 
+#: Ledger entities written on behalf of an entity's load, reported inside its ``StageReport``
+#: with their counts prefixed (``auto_contact_failed``): the contacts ``auto_create_contact``
+#: makes for accounts. Their failures are the entity's failures (exit code, checks, retries).
+RELATED_LEDGER_ENTITIES: dict[str, tuple[str, ...]] = {"account": ("auto_contact",)}
+
 
 @dataclass(frozen=True)
 class Window:
@@ -34,6 +39,8 @@ class FailureSample:
     source_id: str
     error_class: str
     message: str
+    #: The ledger entity when it is not the report's own (``auto_contact`` in an account report).
+    entity: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,10 +83,37 @@ class StageReport:
     failures: list[FailureSample] = field(default_factory=list)
     checks: list[CheckOutcome] = field(default_factory=list)
     planned: list[PlannedChange] = field(default_factory=list)
+    #: API calls (per system) made for related ledger entities; already included in ``api_calls``.
+    related_api_calls: dict[str, int] = field(default_factory=dict)
+    #: Records of this entity (and its related ledger entities) that wait in ``failed_records``
+    #: from EARLIER runs: held-back validation/conflict failures, auth failures, ... Set by
+    #: the load, retry and webhook stages.
+    waiting: int = 0
+    #: Reports of records of OTHER entities synced on the fly during this stage (the accounts
+    #: a contact batch references but Daktela lacks); their API calls and duration are
+    #: already included in this report's.
+    side_reports: list[StageReport] = field(default_factory=list)
+    #: Requested ids (``sync_ids``, retries) that no longer exist at the source.
+    not_found: list[str] = field(default_factory=list)
+
+    def all_side_reports(self) -> list[StageReport]:
+        """Side reports, recursively (a side sync may itself sync related records)."""
+        found: list[StageReport] = []
+        for side in self.side_reports:
+            found.append(side)
+            found.extend(side.all_side_reports())
+        return found
+
+    def related_counts(self, related: str) -> dict[str, int]:
+        """The outcome counts of one related ledger entity (``auto_contact_created`` -> ``created``)."""
+        prefix = f"{related}_"
+        return {k[len(prefix):]: v for k, v in self.counts.items() if k.startswith(prefix)}
 
     @property
     def failed(self) -> int:
-        return self.counts.get("failed", 0)
+        """Records that failed in this stage, including those of related ledger entities."""
+        related = RELATED_LEDGER_ENTITIES.get(self.entity, ())
+        return self.counts.get("failed", 0) + sum(self.counts.get(f"{r}_failed", 0) for r in related)
 
     def summary_line(self) -> str:
         parts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
