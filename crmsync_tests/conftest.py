@@ -5,5 +5,6 @@ pytest_plugins = [
     "crmsync_tests.fixtures.crm",
     "crmsync_tests.fixtures.pipeline",
     "crmsync_tests.fixtures.engine",
+    "crmsync_tests.fixtures.raynet",
     "crmsync_tests.fixtures.hubspot",
 ]

@@ -14,6 +14,8 @@ import click
 
 from crmsync_pipelines.cli.common import ENTITY_ORDER, config_option, load_config_or_fail
 from crmsync_pipelines.config.models import EntityConfig, SyncConfig
+from crmsync_pipelines.config.yaml_file import display_path
+from crmsync_pipelines.errors import ConfigError
 
 _ARROWS = {"crm_to_cc": "CRM -> Daktela", "cc_to_crm": "Daktela -> CRM", "bidirectional": "CRM <-> Daktela"}
 
@@ -21,13 +23,18 @@ _ARROWS = {"crm_to_cc": "CRM -> Daktela", "cc_to_crm": "Daktela -> CRM", "bidire
 @click.command("validate")
 @config_option
 def validate(config_path: Path | None) -> None:
-    """Load sync.yaml and every mapping it names; report the first error. No API call."""
+    """Load sync.yaml and every mapping it names, and resolve the CRM adapter; report the first error.
+
+    No API call, and the adapter is not built (its own settings and database are checked when a
+    run opens it, or now with ``crmsync crm-inspect``).
+    """
     path, config = load_config_or_fail(config_path)
+    adapter = _checked_adapter(path, config)
     enabled = [name for name in ENTITY_ORDER if config.entity(name) is not None]
     click.echo(click.style("OK", fg="green", bold=True) + f" {path}")
     click.echo(f"  daktela: {config.daktela.instance_url or '(no instance_url)'} "
                f"database={config.daktela.database or '(default)'} timezone={config.daktela.timezone}")
-    click.echo(f"  crm adapter: {config.crm.adapter}")
+    click.echo(f"  crm adapter: {adapter}")
     click.echo(f"  staging: {config.staging.path}")
     click.echo(f"  partitions: {config.partitions.granularity} from {config.partitions.start_date}")
     for name in enabled:
@@ -44,6 +51,19 @@ def validate(config_path: Path | None) -> None:
         if custom.enabled:
             click.echo(f"  warning: custom entity {custom.name!r} is enabled, but crmsync does not sync "
                        "custom entities yet; it is ignored")
+
+
+def _checked_adapter(path: Path, config: SyncConfig) -> str:
+    """How ``crm.adapter`` resolves; an unknown name or an import path that fails ends the command."""
+    from crmsync_pipelines.crm.registry import built_in_adapters, resolve_adapter
+
+    name = config.crm.adapter.strip()
+    try:
+        resolve_adapter(name)
+    except ConfigError as exc:
+        error = ConfigError(exc.reason, file=display_path(path), path=exc.path)
+        raise click.ClickException(f"Configuration error: {error}") from None
+    return f"{name} (built-in)" if name in built_in_adapters() else f"{name} (imports)"
 
 
 @click.command("config-view")

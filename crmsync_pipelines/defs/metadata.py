@@ -63,6 +63,8 @@ def report_metadata(report: StageReport, *, partitions_in_run: int = 1) -> dict[
     for system, calls in sorted(report.api_calls.items()):
         metadata[f"api_calls_{system}"] = dg.MetadataValue.int(int(calls))
     metadata["api_calls_total"] = dg.MetadataValue.int(int(sum(report.api_calls.values())))
+    for key, value in sorted(report.metadata.items()):
+        metadata[key] = _metadata_value(value)
     if report.stage == "load" or report.failures:
         metadata["failures_sample"] = dg.MetadataValue.md(failures_markdown(report.failures))
     return metadata

@@ -20,9 +20,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
-import yaml
 
 from crmsync_pipelines.config.models import DaktelaSection, PartitionsSection
+from crmsync_pipelines.config.yaml_file import read_yaml_document
+from crmsync_pipelines.errors import ConfigError
 
 logger = logging.getLogger("crmsync.defs")
 
@@ -62,6 +63,8 @@ def read_partition_settings(config_path: Path) -> PartitionSettings:
             start_date=config.partitions.start_date,
             timezone=config.daktela.timezone,
         )
+    except ConfigError as exc:  # shown by `dagster definitions validate`; never holds a secret
+        logger.warning("crmsync: %s (partition keys are read leniently; runs will refuse this config)", exc)
     except Exception as exc:  # any failure falls back to the lenient read
         logger.info("crmsync: full config not loadable at definitions load (%s); reading "
                     "partition keys leniently", type(exc).__name__)
@@ -69,9 +72,9 @@ def read_partition_settings(config_path: Path) -> PartitionSettings:
 
 
 def _read_leniently(config_path: Path) -> PartitionSettings:
-    try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+    try:  # bounded like load_config: size, depth and alias expansion (no hang, no RecursionError)
+        raw = read_yaml_document(config_path, kind="configuration file") or {}
+    except ConfigError:
         return DEFAULT_SETTINGS
     if not isinstance(raw, dict):
         return DEFAULT_SETTINGS

@@ -50,17 +50,21 @@ def run_window(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
 def mapping_code_version(entity: str) -> str | None:
     """A short hash of the entity's mapping file, so the UI shows which mapping produced data.
 
-    Read from the raw YAML (no secret needed); ``None`` when the file cannot be found.
+    Read from the raw YAML (no secret needed), bounded like ``load_config`` (size, depth,
+    alias expansion); ``None`` when the file cannot be found or read.
     """
+    from crmsync_pipelines.config.yaml_file import read_yaml_document
+    from crmsync_pipelines.errors import ConfigError
+
     config_path = config_path_from_env()
     try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml_document(config_path, kind="configuration file") or {}
         mapping_file = raw["sync"]["entities"][entity]["mapping_file"]
         path = Path(str(mapping_file))
         if not path.is_absolute():
             path = config_path.parent / path
         return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+    except (OSError, yaml.YAMLError, ConfigError, KeyError, TypeError):
         return None
 
 

@@ -236,6 +236,7 @@ class SyncEngine:
         finally:
             report.api_calls = self.ctx.api_delta(before)
             report.duration_s = round(time.monotonic() - started, 3)
+            report.metadata.update(_adapter_usage(self.ctx.crm.adapter, self.log))
 
     def _extract_window(self, entity: Entity, window: Window) -> Window:
         """Activities also re-scan trailing partitions so late changes (close, disposition) land."""
@@ -321,6 +322,24 @@ class SyncEngine:
             self.log.info("%s: retrying %d records that failed transiently before", entity, len(ids))
             report.counts["retried"] = len(ids)
             self._sync_ids_into(entity, ids, run_id, report)
+
+
+def _adapter_usage(adapter: CrmAdapter, log: logging.Logger) -> dict[str, Any]:
+    """The optional ``usage()`` figures of the CRM adapter (requests used, budget left), prefixed ``crm_``.
+
+    A hook that fails is logged and skipped: reporting must never fail a stage.
+    """
+    usage = getattr(adapter, "usage", None)
+    if not callable(usage):
+        return {}
+    try:
+        figures = usage()
+    except Exception as exc:  # an adapter's reporting bug must not fail the sync
+        log.warning("crm adapter usage() failed: %s", exc)
+        return {}
+    if not isinstance(figures, dict):
+        return {}
+    return {f"crm_{key}": value for key, value in figures.items() if isinstance(value, (str, int, float, bool))}
 
 
 def _bounds(window: Window) -> tuple[Any, Any]:

@@ -83,6 +83,9 @@ class StageReport:
     failures: list[FailureSample] = field(default_factory=list)
     checks: list[CheckOutcome] = field(default_factory=list)
     planned: list[PlannedChange] = field(default_factory=list)
+    #: Figures the CRM adapter reports through its optional ``usage()`` hook, prefixed ``crm_``
+    #: (``crm_requests_used``, ``crm_budget_remaining``, ...): shown in the run metadata.
+    metadata: dict[str, Any] = field(default_factory=dict)
     #: API calls (per system) made for related ledger entities; already included in ``api_calls``.
     related_api_calls: dict[str, int] = field(default_factory=dict)
     #: Records of this entity (and its related ledger entities) that wait in ``failed_records``
