@@ -37,6 +37,8 @@ def _parse_faults(specs: tuple[str, ...]) -> list[Fault]:
 @click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added to every API request.")
 @click.option("--rate-limit", default=None, type=int, help="Requests allowed per window, then 429.")
 @click.option("--rate-window-s", default=1.0, show_default=True, type=float, help="Rate-limit window.")
+@click.option("--max-take", "take_max", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Largest page served; a bigger `take` is clamped to it (or refused, see --take-max-mode).")
 @click.option("--take-max-mode", type=click.Choice(["clamp", "error"]), default="clamp", show_default=True)
 @click.option("--default-take", default=100, show_default=True, type=int)
 @click.option("--locale", type=click.Choice(["en", "cs"]), default="en", show_default=True)
@@ -48,7 +50,7 @@ def _parse_faults(specs: tuple[str, ...]) -> list[Fault]:
 @click.option("--webhook-format", type=click.Choice(["json", "form"]), default="json", show_default=True)
 def simulator(
     host: str, port: int, seed: str, db_path: Path | None, token: str, timezone: str, latency_ms: float,
-    rate_limit: int | None, rate_window_s: float, take_max_mode: str, default_take: int, locale: str,
+    rate_limit: int | None, rate_window_s: float, take_max: int, take_max_mode: str, default_take: int, locale: str,
     custom_fields_put: str, reject_activity_date_filters: bool, faults: tuple[str, ...],
     webhook_url: str | None, webhook_secret: str | None, webhook_format: str,
 ) -> None:
@@ -57,7 +59,7 @@ def simulator(
     config = SimulatorConfig(
         host=host, port=port, seed=None if seed.lower() in ("none", "") else seed, db_path=db_path, token=token,
         timezone=timezone, latency_ms=latency_ms, rate_limit=rate_limit, rate_window_s=rate_window_s,
-        take_max_mode=take_max_mode,  # type: ignore[arg-type]
+        take_max=take_max, take_max_mode=take_max_mode,  # type: ignore[arg-type]
         default_take=default_take, locale=locale,  # type: ignore[arg-type]
         custom_fields_put=custom_fields_put,  # type: ignore[arg-type]
         reject_activity_date_filters=reject_activity_date_filters,

@@ -230,8 +230,19 @@ class DaktelaAdapter:
                         if name not in seen:
                             seen.add(name)
                             yield record
-                    if len(page.records) < self.page_size:
+                    # ``total`` counts what matches the filters, keyset bound included, so a page
+                    # shorter than ``take`` ends the scan only when it holds everything left: a
+                    # server that caps ``take`` (500 of 1000 asked) must not end it early.
+                    if len(page.records) < self.page_size and len(page.records) >= page.total:
                         break
+                    if not page.records:
+                        raise DaktelaProtocolError(
+                            f"Daktela {self.client.instance_url}: paging {model} got an empty page "
+                            f"although the server counts {page.total} more records",
+                            instance=self.client.instance_url,
+                            method="GET",
+                            path=f"/api/v6/{model}.json",
+                        )
                     tail = page.records[-1]
                     position = (tail.get(phase_key) if phase_key else None, tail.get("name"))
                     if position == last or tail.get("name") is None or (phase_key and position[0] is None):
