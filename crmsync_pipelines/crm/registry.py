@@ -36,6 +36,35 @@ def _hubspot(settings: Mapping[str, Any], base_dir: Path) -> CrmAdapter:
 _BUILT_INS["hubspot"] = _hubspot
 
 
+def _raynet(settings: Mapping[str, Any], base_dir: Path) -> CrmAdapter:
+    """``crm.adapter: raynet`` (imported on use, like hubspot)."""
+    from crmsync_pipelines.crm.raynet.adapter import RaynetAdapter
+
+    return RaynetAdapter.from_settings(settings, base_dir)
+
+
+def _raynet_settings(settings: Mapping[str, Any]) -> None:
+    from crmsync_pipelines.crm.raynet.settings import RaynetSettings
+
+    RaynetSettings.parse(settings)
+
+
+_BUILT_INS["raynet"] = _raynet
+#: Built-ins whose own settings can be checked without building the adapter (no file, no network).
+_SETTINGS_CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {"raynet": _raynet_settings}
+
+
+def check_adapter_settings(crm_section: CrmSection | Mapping[str, Any]) -> None:
+    """Validate a built-in adapter's own ``crm:`` keys without building it (``crmsync validate``).
+
+    Raises ``ConfigError`` naming ``crm.<key>``; adapters without a registered check pass.
+    """
+    section = crm_section if isinstance(crm_section, CrmSection) else CrmSection.model_validate(dict(crm_section))
+    check = _SETTINGS_CHECKS.get(section.adapter.strip())
+    if check is not None:
+        check(section.settings)
+
+
 def register_adapter(name: str, factory: AdapterFactory) -> None:
     """Make ``crm.adapter: <name>`` build an adapter with ``factory``; re-registering replaces it."""
     if not name or ":" in name or name != name.strip():
