@@ -59,6 +59,11 @@ def _lookup_value(field: str, value: Any) -> str:
     return str(value).strip()
 
 
+def _text_id(value: Any) -> str | None:
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
 def _chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
@@ -75,6 +80,11 @@ class HubSpotAdapter(CrmAdapter):
     """A CRM adapter over the HubSpot CRM API; see the module docstring for its guarantees."""
 
     name = "hubspot"
+    #: New versus known comes from the engine's ledger (records it wrote carry ``"id"``), so a
+    #: sync spends no request on looking activities up; ``--force-full`` still reads them back.
+    activity_lookup = "ledger"
+    #: Linking hints: used to find the contact and company, never read back for comparison.
+    write_only_activity_fields = ("crm_contact_id", "crm_company_id", "phone", "email")
 
     def __init__(self, settings: HubSpotSettings, *, client: HubSpotClient | None = None) -> None:
         self.settings = settings
@@ -83,7 +93,7 @@ class HubSpotAdapter(CrmAdapter):
         self.key = settings.activities.external_id_property
         self.matcher = ContactMatcher(self.client, settings.activities.match, self._path("contacts", "search"))
         self._lock = threading.Lock()
-        self._absent: set[str] = set()
+        self._present: set[str] = set()
         self._contact_company: dict[str, str | None] = {}
         self._written = {"created": 0, "updated": 0}
 
@@ -114,9 +124,9 @@ class HubSpotAdapter(CrmAdapter):
         """Run metadata: requests sent, retries, 429s, HubSpot's daily budget and link outcomes."""
         usage = self.client.usage
         return {
-            "requests": usage.requests, "search_requests": usage.search_requests, "retries": usage.retries,
+            "requests_used": usage.requests, "search_requests": usage.search_requests, "retries": usage.retries,
             "rate_limited": usage.rate_limited, "daily_limit": usage.daily_limit,
-            "daily_remaining": usage.daily_remaining,
+            "budget_remaining": usage.daily_remaining,
             "activities_created": self._written["created"], "activities_updated": self._written["updated"],
             "activities_linked_by_match": self.matcher.stats.linked,
             "activities_unlinked_ambiguous": self.matcher.stats.ambiguous,
@@ -272,8 +282,8 @@ class HubSpotAdapter(CrmAdapter):
                         found[str(value)] = record
             remaining = [v for v in remaining if v not in found]
         with self._lock:
-            self._absent.update(remaining)
-            self._absent.difference_update(found)
+            self._present.update(found)
+            self._present.difference_update(remaining)
         return found
 
     # -- activities: writes --------------------------------------------------------------------
@@ -308,6 +318,7 @@ class HubSpotAdapter(CrmAdapter):
         items = list(records)
         slots: list[Record | BaseException | None] = [None] * len(items)
         prepared: list[tuple[int, HubSpotActivity]] = []
+        known: set[str] = set()
         seen: dict[str, int] = {}
         for index, record in enumerate(items):
             try:
@@ -321,6 +332,8 @@ class HubSpotAdapter(CrmAdapter):
                 continue
             seen[activity.key] = index
             prepared.append((index, activity))
+            if _text_id(record.get("id")):
+                known.add(activity.key)
         try:
             resolved = self._resolve_links([a for _, a in prepared], [items[i] for i, _ in prepared])
         except Exception as exc:  # could not ask HubSpot: the whole batch waits for the next run
@@ -332,8 +345,11 @@ class HubSpotAdapter(CrmAdapter):
             by_type.setdefault(activity.object_type, []).append((index, activity))
         for object_type, group in by_type.items():
             with self._lock:
-                new = [(i, a) for i, a in group if a.key in self._absent]
-            rest = [(i, a) for i, a in group if a.key not in {n.key for _, n in new}]
+                present = self._present | known
+            # Unknown ones are created with their associations inline; the unique property
+            # turns a create of an existing one into a per-record conflict, which goes the upsert way.
+            new = [(i, a) for i, a in group if a.key not in present]
+            rest = [(i, a) for i, a in group if a.key in present]
             for chunk in _chunks(new, self.settings.batch_size):
                 rest.extend(self._create_batch(object_type, chunk, slots))
             for chunk in _chunks(rest, self.settings.batch_size):
@@ -363,7 +379,7 @@ class HubSpotAdapter(CrmAdapter):
                 slots[index] = self.codec.from_hubspot(object_type, raw, links=self._links(activity))
                 self._written["created"] += 1
                 with self._lock:
-                    self._absent.discard(key)
+                    self._present.add(key)
         retry: list[tuple[int, HubSpotActivity]] = []
         for error in page.get("errors") or []:
             context = error.get("context") or {}
@@ -371,8 +387,6 @@ class HubSpotAdapter(CrmAdapter):
                 if str(key) not in by_key:
                     continue
                 index, activity = by_key.pop(str(key))
-                with self._lock:
-                    self._absent.discard(activity.key)
                 if str(error.get("category")) == "CONFLICT":
                     retry.append((index, activity))  # created elsewhere meanwhile: update it instead
                 else:
