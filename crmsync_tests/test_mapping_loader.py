@@ -195,7 +195,49 @@ ACT = "activity"
         (
             contact(rule(transformers=[{"name": "date_format", "params": {"from_tz": "Mars/Base"}}])),
             "mappings[0].transformers[0].params.from_tz",
-            "date_format: unknown time zone 'Mars/Base' (use an IANA name like Europe/Prague)",
+            "date_format: unknown time zone 'Mars/Base' (use an IANA name like Europe/Prague, or 'instance' for the "
+            "Daktela instance's zone)",
+        ),
+        (
+            contact(rule(transformers=[{"name": "phone_normalize", "params": {"regions": ["SK", "XX"]}}])),
+            "mappings[0].transformers[0].params.regions",
+            "phone_normalize: unknown region 'XX' (use an ISO 3166 code like CZ)",
+        ),
+        (
+            contact(rule(transformers=[{"name": "phone_normalize", "params": {"regions": {"SK": 1}}}])),
+            "mappings[0].transformers[0].params.regions",
+            "phone_normalize: param 'regions' must be a list of region codes like [SK]",
+        ),
+        (
+            contact(rule(transformers=[{"name": "phone_normalize", "params": {"extension": "keep"}}])),
+            "mappings[0].transformers[0].params.extension",
+            "phone_normalize: extension: keep needs format international or national (E.164 has no extension)",
+        ),
+        (
+            contact(rule(transformers=[{"name": "phone_normalize", "params": {"on_invalid": "clean"}}])),
+            "mappings[0].transformers[0].params.on_invalid",
+            "phone_normalize: invalid on_invalid 'clean'; allowed: fail, keep, drop",
+        ),
+        (
+            contact(rule(transformers=[{"name": "phone_normalize", "params": {"multiple": "first"}}])),
+            "mappings[0].transformers[0].params.multiple",
+            "phone_normalize: invalid multiple 'first'; allowed: list, fail",
+        ),
+        (
+            contact(rule(transformers=[{"name": "date_format", "params": {"on_invalid": "now"}}])),
+            "mappings[0].transformers[0].params.on_invalid",
+            "date_format: invalid on_invalid 'now'; allowed: fail, keep, drop",
+        ),
+        (
+            contact(rule(transformers=[{"name": "date_format", "params": {"from": "z Y"}}])),
+            "mappings[0].transformers[0].params.from",
+            "date_format: format letter 'z' must follow a year (Y or y) in 'z Y', as in PHP",
+        ),
+        (
+            contact(rule(), rule(cc="customFields.address.city", crm="city")),
+            "mappings[1].cc_field",
+            "cc_field 'customFields.address.city' writes inside a custom field, but a Daktela custom field holds "
+            "a list of values (write customFields.address instead)",
         ),
         (
             contact(rule(transformers=[{"name": "date_format", "params": {"to": "Y-m-d B"}}])),

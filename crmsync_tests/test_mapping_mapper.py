@@ -50,7 +50,7 @@ def test_dot_notation_read_and_write() -> None:
     mapping = contact_mapping(
         {"cc_field": "name", "crm_field": "id"},
         {"cc_field": "customFields.email", "crm_field": "contactInfo.email"},
-        {"cc_field": "customFields.deep.er.value", "crm_field": "a.b.c"},
+        {"cc_field": "extra.deep.er.value", "crm_field": "a.b.c"},
         {"cc_field": "first_tag", "crm_field": "tags.0"},
         {"cc_field": "flat", "crm_field": "x.y"},
         {"cc_field": "missing", "crm_field": "contactInfo.nope.deeper"},
@@ -65,7 +65,8 @@ def test_dot_notation_read_and_write() -> None:
     }
     assert FieldMapper().map(record, mapping, "crm_to_cc") == {
         "name": "1",
-        "customFields": {"email": "a@b.cz", "deep": {"er": {"value": 3}}},
+        "customFields": {"email": ["a@b.cz"]},  # Daktela custom fields are lists: wrapped on write
+        "extra": {"deep": {"er": {"value": 3}}},
         "first_tag": "vip",
         "flat": "literal dotted key wins",
         "missing": None,
@@ -88,15 +89,22 @@ def test_dot_write_replaces_a_non_dict_intermediate() -> None:
     )
     assert FieldMapper().map({"id": "1", "cf": [], "email": "e"}, mapping, "crm_to_cc") == {
         "name": "1",
-        "customFields": {"email": "e"},
+        "customFields": {"email": ["e"]},
     }
 
 
 def test_null_is_written_as_a_key() -> None:
     mapping = contact_mapping(
-        {"cc_field": "name", "crm_field": "id"}, {"cc_field": "customFields.email", "crm_field": "e"}
+        {"cc_field": "name", "crm_field": "id"},
+        {"cc_field": "description", "crm_field": "d"},
+        {"cc_field": "customFields.email", "crm_field": "e"},
     )
-    assert FieldMapper().map({}, mapping, "crm_to_cc") == {"name": None, "customFields": {"email": None}}
+    # A cleared custom field is written as the empty list Daktela uses for "no values".
+    assert FieldMapper().map({}, mapping, "crm_to_cc") == {
+        "name": None,
+        "description": None,
+        "customFields": {"email": []},
+    }
 
 
 def test_static_values_still_run_transformers_and_are_never_shared() -> None:

@@ -177,7 +177,7 @@ def test_relation_route_lists_activities_of_a_record(demo_simulator: SimulatorHa
 
 def test_post_returns_201_full_record_with_generated_name(simulator_client: httpx.Client) -> None:
     response = simulator_client.post(
-        "/contacts.json", json=new_contact(user="jan.novak", customFields={"email": "a@b.cz"})
+        "/contacts.json", json=new_contact(user="jan.novak", customFields={"email": ["a@b.cz"]})
     )
     assert response.status_code == 201
     record = response.json()["result"]

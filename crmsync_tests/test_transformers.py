@@ -1,4 +1,4 @@
-"""Every built-in transformer (except date_format: test_transformers_date.py), with edge cases."""
+"""Every built-in transformer (date_format and phone_normalize: their own files), with edge cases."""
 
 from __future__ import annotations
 
@@ -113,29 +113,7 @@ CASES: list[tuple[str, dict[str, Any], Any, Any]] = [
     ("callback", {"name": "strval"}, "x", "x"),
     ("callback", {"name": "strval"}, 1.5, "1.5"),
     ("callback", {"name": "strval"}, False, "false"),
-    # phone_normalize: E.164 with a default region; international and national formats
-    ("phone_normalize", {}, "603 123 456", "+420603123456"),
-    ("phone_normalize", {}, "+420 601 234 567", "+420601234567"),
-    ("phone_normalize", {}, "00420 601-234-567", "+420601234567"),
-    ("phone_normalize", {}, "(601) 234-567", "+420601234567"),
-    ("phone_normalize", {}, 603123456, "+420603123456"),
-    ("phone_normalize", {"default_region": "SK"}, "0905 123 456", "+421905123456"),
-    ("phone_normalize", {"default_region": "sk"}, "+420 603 123 456", "+420603123456"),
-    ("phone_normalize", {"format": "international"}, "603123456", "+420 603 123 456"),
-    ("phone_normalize", {"format": "national"}, "+420603123456", "603 123 456"),
-    (
-        "phone_normalize",
-        {},
-        ["603 123 456", "", None, "+421 905 123 456"],
-        ["+420603123456", "", None, "+421905123456"],
-    ),
-    ("phone_normalize", {}, None, None),
-    ("phone_normalize", {}, "", ""),
-    ("phone_normalize", {}, "unknown", "unknown"),
-    # not a possible number: cleaned (digits and a leading +), not dropped and not raised
-    ("phone_normalize", {}, "12", "12"),
-    ("phone_normalize", {}, "+420 12-3", "+420123"),
-    ("phone_normalize", {}, "tel: 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7", "12345678901234567"),
+    # phone_normalize and date_format: test_transformers_phone.py, test_transformers_date.py
 ]
 
 
@@ -154,7 +132,6 @@ def test_get_returns_a_value_params_function(name: str, params: dict[str, Any], 
     [
         ("boolean", {}, "maybe", "not a boolean word: 'maybe'"),
         ("prefix", {"value": "x"}, {"a": 1}, "cannot prefix a mapping"),
-        ("phone_normalize", {}, {"n": 1}, "expected a phone number string, got dict"),
     ],
 )
 def test_bad_values_raise(name: str, params: dict[str, Any], value: Any, message: str) -> None:

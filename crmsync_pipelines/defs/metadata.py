@@ -16,13 +16,15 @@ from crmsync_pipelines.engine.reports import CheckOutcome, FailureSample, StageR
 
 #: How many failures the markdown sample shows; the full list is in the failed-records table.
 FAILURE_SAMPLE_SIZE = 20
+#: Counts of field *values*, not records: shown under their own name, left out of the row count.
+VALUE_COUNTS = ("refused_values",)
 
 
 def row_count(report: StageReport) -> int:
     """Records the stage handled: ``total`` when the engine reports it, else the sum of outcomes."""
     if "total" in report.counts:
         return int(report.counts["total"])
-    return int(sum(report.counts.values()))
+    return int(sum(count for outcome, count in report.counts.items() if outcome not in VALUE_COUNTS))
 
 
 def window_metadata(window: Window) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def report_metadata(report: StageReport, *, partitions_in_run: int = 1) -> dict[
         **window_metadata(report.window),
     }
     for outcome, count in sorted(report.counts.items()):
-        metadata[f"records_{outcome}"] = dg.MetadataValue.int(int(count))
+        metadata[outcome if outcome in VALUE_COUNTS else f"records_{outcome}"] = dg.MetadataValue.int(int(count))
     for system, calls in sorted(report.api_calls.items()):
         metadata[f"api_calls_{system}"] = dg.MetadataValue.int(int(calls))
     metadata["api_calls_total"] = dg.MetadataValue.int(int(sum(report.api_calls.values())))

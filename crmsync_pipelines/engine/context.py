@@ -41,6 +41,15 @@ class EngineContext:
     settings: EngineSettings = field(default_factory=EngineSettings)
     mapper: FieldMapper = field(default_factory=FieldMapper)
 
+    def __post_init__(self) -> None:
+        # ``from_tz: instance`` in a mapping means the zone the Daktela adapter uses right now.
+        if self.mapper.instance_timezone is None:
+            self.mapper.instance_timezone = self.instance_timezone
+
+    def instance_timezone(self) -> str:
+        """The Daktela instance's IANA zone: ``daktela.timezone``, or the API's ``_timezone`` once announced."""
+        return self.daktela.tz.key
+
     def entity_config(self, entity: str) -> EntityConfig:
         entry = self.config.entity(entity)
         if entry is None:

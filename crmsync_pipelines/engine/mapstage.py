@@ -17,6 +17,7 @@ from crmsync_pipelines.engine.paths import key_of, read_path
 from crmsync_pipelines.engine.relations import RelationResolver
 from crmsync_pipelines.engine.reports import CheckOutcome, FailureSample
 from crmsync_pipelines.errors import ErrorClass, MappingError
+from crmsync_pipelines.mapping import RecordMappingError, Refusal
 from crmsync_pipelines.staging.store import MappedRow, RecordResult
 
 CHECKS: tuple[tuple[str, str, str], ...] = (
@@ -24,6 +25,10 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
     ("lookup_key_unique", "duplicate_key", "no two records map to the same lookup key"),
     ("required_fields_present", "required", "every record carries the fields the target requires"),
 )
+
+
+#: Quarantine code of a record whose value a transformer refused (``on_invalid: fail``).
+REFUSED_CODE = "refused_value"
 
 
 def _map_one(
@@ -34,6 +39,7 @@ def _map_one(
     relations: dict[str, dict[str, str]],
     source_id: str,
     record: dict[str, Any],
+    written_refusals: list[tuple[str, Refusal]],
 ) -> MappedRow:
     def invalid(code: str, reason: str, payload: dict[str, Any] | None = None, klass: str = "validation") -> MappedRow:
         return MappedRow(source_id, None, payload, payload_hash(payload) if payload else None, klass,
@@ -41,11 +47,15 @@ def _map_one(
 
     if source_id.startswith(INVALID_ID_PREFIX):
         return invalid("no_id", str(record.get("_error") or "the source record has no id"))
+    if record.get("_error"):  # identified, but the source could not read it (crm.base.RECORD_ERROR_KEY)
+        return invalid("source", str(record["_error"]))
     spec = ctx.spec(entity)
+    refused: list[Refusal] = []
     try:
-        payload = ctx.mapper.map(record, mapping, spec.direction, relations)
+        payload = ctx.mapper.map(record, mapping, spec.direction, relations, refusals=refused)
     except MappingError as exc:
-        return invalid("mapping", str(exc))
+        return invalid(REFUSED_CODE if isinstance(exc, RecordMappingError) and exc.refused else "mapping", str(exc))
+    written_refusals.extend((source_id, refusal) for refusal in refused)
     key = key_of(read_path(payload, mapping.lookup_field))
     if key is None:
         return invalid("missing_key", f"lookup field {mapping.lookup_field!r} is empty", payload)
@@ -67,9 +77,10 @@ def map_batch(
     resolver = RelationResolver(ctx)
     ctx.staging.clear_mapped(batch_id)
     mapped = 0
+    written_refusals: list[tuple[str, Refusal]] = []
     for chunk in ctx.staging.iter_raw(batch_id, ctx.settings.chunk_size):
         relations = resolver.resolve(mapping, (record for _, record in chunk))
-        rows = [_map_one(ctx, entity, mapping, resolver, relations, sid, rec) for sid, rec in chunk]
+        rows = [_map_one(ctx, entity, mapping, resolver, relations, sid, rec, written_refusals) for sid, rec in chunk]
         with ctx.staging.session():
             ctx.staging.insert_mapped(batch_id, entity, rows)
             ctx.staging.upsert_key_map(entity, [(r.source_id, r.lookup_key) for r in rows if r.lookup_key])
@@ -91,7 +102,22 @@ def map_batch(
                 ])
         ctx.staging.finish_map(batch_id)
     counts = {"mapped": quality["total"] - quality["invalid"], "invalid": quality["invalid"]}
+    refused_values = quality.get(REFUSED_CODE, 0) + len(written_refusals)
+    if refused_values:
+        # Values, not records: a record whose value was kept or dropped (on_invalid) still syncs.
+        counts["refused_values"] = refused_values
+        _log_refusals(ctx, entity, quality.get(REFUSED_CODE, 0), written_refusals)
     return counts, checks, failures[:20]
+
+
+def _log_refusals(ctx: EngineContext, entity: str, failed: int, written: list[tuple[str, Refusal]]) -> None:
+    kept = sum(1 for _, refusal in written if refusal.policy == "keep")
+    sample = "; ".join(f"{sid} {r.field}: {r.reason} ({r.policy})" for sid, r in written[:5])
+    ctx.log.warning(
+        "%s: %d refused value(s): %d failed their record, %d written unchanged (on_invalid: keep), "
+        "%d left out (on_invalid: drop)%s",
+        entity, failed + len(written), failed, kept, len(written) - kept, f"; e.g. {sample}" if sample else "",
+    )
 
 
 def _checks(ctx: EngineContext, batch_id: str, quality: dict[str, int]) -> list[CheckOutcome]:

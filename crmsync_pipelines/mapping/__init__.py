@@ -4,6 +4,7 @@ Framework-free and PHP-SDK compatible; see ``docs/mappings.md``.
 """
 
 from crmsync_pipelines.mapping.errors import RecordMappingError
+from crmsync_pipelines.mapping.instance import INSTANCE
 from crmsync_pipelines.mapping.loader import load_mapping, mapping_from_dict
 from crmsync_pipelines.mapping.mapper import FieldMapper, read_field, write_field
 from crmsync_pipelines.mapping.models import (
@@ -15,6 +16,7 @@ from crmsync_pipelines.mapping.models import (
     TransformerSpec,
     direction_for_entity,
 )
+from crmsync_pipelines.mapping.refusals import Refusal, RefusedValueError
 from crmsync_pipelines.mapping.transformers import (
     TransformerParamError,
     TransformerRegistry,
@@ -23,12 +25,15 @@ from crmsync_pipelines.mapping.transformers import (
 )
 
 __all__ = [
+    "INSTANCE",
     "Direction",
     "FieldMapper",
     "Mapping",
     "MappingRule",
     "MultiValue",
     "RecordMappingError",
+    "Refusal",
+    "RefusedValueError",
     "Relation",
     "TransformerParamError",
     "TransformerRegistry",

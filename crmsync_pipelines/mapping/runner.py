@@ -1,5 +1,8 @@
 """One compiled rule as a closure: read -> transformers -> relation -> multi_value/append -> write.
 
+A value written to a Daktela custom field is made a list just before the write (Daktela
+refuses anything else with "Value must be an array", daktela-v6-api.md §5.5).
+
 Each rule becomes a function whose decisions (plain key or dotted path, static value,
 which transformers) are captured as closure variables, so the per-record work is a few
 local lookups and the calls that do real work. That is what keeps mapping above
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crmsync_pipelines.mapping.plan import FieldPath, Step
+from crmsync_pipelines.mapping.transformers.text import as_list
 
 Relations = dict[str, dict[str, str]]
 Runner = Callable[[dict[str, Any], dict[str, Any], Relations], None]
@@ -87,6 +91,15 @@ def appended(current: Any, value: Any) -> list[Any]:
     return merged
 
 
+def custom_fields_object(value: Any) -> Any:
+    """The whole ``customFields`` written at once: every value becomes a list (null stays null)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"customFields takes an object of lists, got {type(value).__name__}")
+    return {key: as_list(item) for key, item in value.items()}
+
+
 def build_runner(step: Step) -> Runner:
     static = step.static
     constant = step.value
@@ -98,6 +111,8 @@ def build_runner(step: Step) -> Runner:
     relation = step.relation_entity
     multi = step.multi
     append = step.append
+    custom = step.custom_fields
+    wrap = as_list if custom == "key" else custom_fields_object if custom == "object" else None
     target = step.target
     target_key = target.name
     target_parts = target.parts
@@ -126,6 +141,9 @@ def build_runner(step: Step) -> Runner:
             elif multi is not None:
                 stage = "multi_value"
                 value = multi(value)
+            if wrap is not None and type(value) is not list:
+                stage = "custom field"
+                value = wrap(value)
             if target_parts is None:
                 out[target_key] = value
             elif pair is not None:

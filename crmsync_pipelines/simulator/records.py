@@ -114,11 +114,23 @@ def coerce_field(name: str, spec: Field, value: Any) -> Any:
     return value
 
 
+class CustomFieldNotArrayError(ValueError):
+    """Custom field values that are not JSON arrays; real Daktela answers 400 "Value must be an array"."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(f"custom field(s) {', '.join(keys)}: value must be an array")
+        self.keys = keys
+
+
 def coerce_custom_fields(value: Any) -> dict[str, list[Any]]:
+    """Every custom field value must be a list (daktela-v6-api.md §5.5); null means "empty"."""
     if value == [] or value == {}:
         return {}
     if not isinstance(value, dict):
         raise ValueError("customFields must be an object of lists")
+    scalars = [str(key) for key, raw in value.items() if raw is not None and not isinstance(raw, list)]
+    if scalars:
+        raise CustomFieldNotArrayError(scalars)
     result: dict[str, list[Any]] = {}
     for key, raw in value.items():
         items = raw if isinstance(raw, list) else [raw]
@@ -141,6 +153,10 @@ def coerce_record(
             continue
         try:
             out[name] = coerce_field(name, spec, value)
+        except CustomFieldNotArrayError as exc:
+            for key in exc.keys:
+                errors.add_custom(key, "not_array")
+            out[name] = value
         except (ValueError, TypeError):
             errors.add(name, "bad_value")
             out[name] = value

@@ -8,17 +8,24 @@ are rejected, and an unparseable value is an error instead of passing through un
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from crmsync_pipelines.mapping.instance import INSTANCE, current_instance_timezone
+from crmsync_pipelines.mapping.refusals import on_invalid_param, quote, refuse
 from crmsync_pipelines.mapping.transformers.params import (
     CompiledTransformer,
     TransformerParamError,
     check_keys,
     get_str,
 )
-from crmsync_pipelines.mapping.transformers.phpdate import PhpDateParser, compile_parser, compile_renderer
+from crmsync_pipelines.mapping.transformers.phpdate import (
+    ImpossibleDateError,
+    PhpDateParser,
+    compile_parser,
+    compile_renderer,
+)
 
 if TYPE_CHECKING:
     from crmsync_pipelines.mapping.transformers.registry import TransformerRegistry
@@ -33,16 +40,56 @@ _FALLBACK_FORMATS = (
 _FALLBACK_PARSERS = tuple(compile_parser(fmt) for fmt in _FALLBACK_FORMATS)
 
 
+class _UnknownInstanceZone(tzinfo):
+    """Stands in for ``instance`` when the mapper was given no instance zone: using it fails."""
+
+    def _refuse(self, dt: datetime | None) -> timedelta:
+        raise ValueError(
+            "the Daktela instance time zone is not known here (from_tz/to_tz: instance); the engine "
+            "takes it from daktela.timezone and the API's _timezone, elsewhere pass "
+            "FieldMapper(instance_timezone=...)"
+        )
+
+    utcoffset = _refuse
+    dst = _refuse
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "instance"
+
+
 def _zone(params: dict[str, Any], key: str) -> tzinfo | None:
     if key not in params or params[key] in (None, ""):
         return None
     name = get_str(params, key)
+    if name == INSTANCE:
+        known = current_instance_timezone()
+        if known is None:
+            return _UnknownInstanceZone()
+        name = known
     if name.upper() == "UTC":
         return UTC
     try:
         return ZoneInfo(name)
     except (KeyError, ValueError, OSError):
-        raise TransformerParamError(f"unknown time zone {name!r} (use an IANA name like Europe/Prague)", key) from None
+        raise TransformerParamError(
+            f"unknown time zone {name!r} (use an IANA name like Europe/Prague, or {INSTANCE!r} for the "
+            "Daktela instance's zone)",
+            key,
+        ) from None
+
+
+def _localize(moment: datetime, zone: tzinfo) -> datetime:
+    """A naive wall time in ``zone``; a time the zone skips (a DST gap) is refused.
+
+    A time the zone repeats (the hour after DST ends) is its first occurrence (``fold=0``),
+    as PHP reads it.
+    """
+    aware = moment.replace(tzinfo=zone)
+    if isinstance(zone, ZoneInfo):
+        back = aware.astimezone(UTC).astimezone(zone)
+        if back.replace(tzinfo=None) != moment:
+            raise ImpossibleDateError(f"{moment.isoformat(' ')} does not exist in {zone.key} (clocks skip it for DST)")
+    return aware
 
 
 def _parse_text(text: str, parser: PhpDateParser) -> datetime | None:
@@ -62,7 +109,7 @@ def _parse_text(text: str, parser: PhpDateParser) -> datetime | None:
 
 
 def date_format(params: dict[str, Any], registry: TransformerRegistry) -> CompiledTransformer:
-    check_keys(params, ("from", "to", "from_tz", "to_tz"))
+    check_keys(params, ("from", "to", "from_tz", "to_tz", "on_invalid"))
     source_format = get_str(params, "from", "Y-m-d H:i:s", allow_empty=False)
     target_format = get_str(params, "to", "Y-m-d", allow_empty=False)
     try:
@@ -76,27 +123,39 @@ def date_format(params: dict[str, Any], registry: TransformerRegistry) -> Compil
     from_zone = _zone(params, "from_tz") or UTC
     to_zone = _zone(params, "to_tz")
     epoch_input = source_format == "U"
+    policy = on_invalid_param(params)
+
+    def moment_of(value: Any) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and epoch_input:
+            try:
+                return datetime.fromtimestamp(value, UTC)
+            except (OverflowError, OSError, ValueError):
+                raise ValueError(f"{quote(value)} is out of range for a Unix time") from None
+        if isinstance(value, str):
+            try:
+                moment = _parse_text(value, parser)
+            except ImpossibleDateError as exc:
+                raise ValueError(f"{quote(value)} is not a real date or time: {exc}") from None
+            if moment is None:
+                raise ValueError(f"cannot parse {quote(value)} as a date (format {source_format!r} or ISO-8601)")
+            return moment
+        raise ValueError(f"expected a date string, got {type(value).__name__} {quote(value)}")
 
     def run(value: Any) -> Any:
         if value is None or value == "":
             return value
-        moment: datetime | None
-        if isinstance(value, datetime):
-            moment = value
-        elif isinstance(value, date):
-            moment = datetime(value.year, value.month, value.day)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and epoch_input:
-            moment = datetime.fromtimestamp(value, UTC)
-        elif isinstance(value, str):
-            moment = _parse_text(value, parser)
-            if moment is None:
-                raise ValueError(f"cannot parse {value[:40]!r} as a date (format {source_format!r} or ISO-8601)")
-        else:
-            raise ValueError(f"expected a date string, got {type(value).__name__}")
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=from_zone)
-        if to_zone is not None:
-            moment = moment.astimezone(to_zone)
-        return render(moment)
+        try:
+            moment = moment_of(value)
+            if moment.tzinfo is None:
+                moment = _localize(moment, from_zone)
+            if to_zone is not None:
+                moment = moment.astimezone(to_zone)
+            return render(moment)
+        except ValueError as exc:
+            return refuse(value, str(exc), policy)
 
     return run

@@ -1,19 +1,39 @@
-"""The ``phone_normalize`` transformer, on Google's libphonenumber metadata.
+"""The ``phone_normalize`` transformer: CRM phone text -> E.164 (or another format), or refused.
 
-A number that cannot be understood as a possible phone number is returned *cleaned* (only
-digits and a leading ``+`` kept) rather than raising: the value then reaches the Daktela
-payload visibly, the mapped-asset checks and Daktela's own validation report it, and the
-other fields of the record still sync. A value with no digits at all passes through unchanged.
+How a value is read is ``phonetext.PhoneReader``'s job (libphonenumber's ``is_valid_number``,
+candidate interpretations, extensions, several numbers per value). This module binds the
+params, accepts the value types CRM exports produce (text, whole ints, integral floats and
+``Decimal``s from spreadsheets) and applies the ``on_invalid`` policy (``refusals``) to a
+value that is not a valid number.
+
+Params (checked at load time):
+
+- ``default_region`` (``CZ``): the region of numbers written without a country code.
+- ``regions`` (none): other regions a national number may belong to, tried after the
+  default region and after "the digits start with a country code" (``[SK]`` for a CZ+SK
+  contact centre). A list or a comma-separated string.
+- ``format`` (``e164``): ``e164`` | ``international`` | ``national``.
+- ``extension`` (``drop``): ``drop`` | ``keep``; ``keep`` needs the ``international`` or
+  ``national`` format (E.164 has no extension) and renders `` ext. 12``.
+- ``multiple`` (``list``): several numbers in one value become a list, or (``fail``) are
+  refused as invalid.
+- ``on_invalid`` (``fail``): ``fail`` | ``keep`` | ``drop``, see ``refusals``.
+
+Parsed results are cached per raw text (``functools.lru_cache``): the same number in many
+records, or in every run of a long-lived process, is parsed once.
 """
 
 from __future__ import annotations
 
-import re
+import functools
+import math
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
 
+from crmsync_pipelines.mapping.refusals import on_invalid_param, quote, refuse
 from crmsync_pipelines.mapping.transformers.params import (
     CompiledTransformer,
     TransformerParamError,
@@ -21,6 +41,7 @@ from crmsync_pipelines.mapping.transformers.params import (
     get_choice,
     get_str,
 )
+from crmsync_pipelines.mapping.transformers.phonetext import PhoneReader
 
 if TYPE_CHECKING:
     from crmsync_pipelines.mapping.transformers.registry import TransformerRegistry
@@ -30,42 +51,99 @@ _FORMATS = {
     "international": PhoneNumberFormat.INTERNATIONAL,
     "national": PhoneNumberFormat.NATIONAL,
 }
-_NOT_DIALABLE = re.compile(r"[^\d+]")
+_PARAMS = ("default_region", "regions", "format", "extension", "multiple", "on_invalid")
+#: Distinct raw texts remembered per rule (a few MB at most).
+CACHE_SIZE = 16_384
 
 
-def _clean(text: str) -> str:
-    digits = _NOT_DIALABLE.sub("", text)
-    return ("+" if digits.startswith("+") else "") + digits.replace("+", "")
+def _region(code: Any, param: str) -> str:
+    if not isinstance(code, str) or code.strip().upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise TransformerParamError(f"unknown region {code!r} (use an ISO 3166 code like CZ)", param)
+    return code.strip().upper()
+
+
+def _regions(params: dict[str, Any]) -> tuple[str, ...]:
+    raw = params.get("regions")
+    if raw is None or raw == "":
+        return ()
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list):
+        raise TransformerParamError("param 'regions' must be a list of region codes like [SK]", "regions")
+    return tuple(_region(item, "regions") for item in items)
+
+
+def _as_text(value: Any) -> str | None:
+    """Whole numbers as digits; None for a type or number that cannot be a phone number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value) if value > 0 else None
+    if isinstance(value, float):
+        return str(int(value)) if math.isfinite(value) and value.is_integer() and value > 0 else None
+    if isinstance(value, Decimal):
+        return str(int(value)) if value.is_finite() and value == value.to_integral_value() and value > 0 else None
+    return None
 
 
 def phone_normalize(params: dict[str, Any], registry: TransformerRegistry) -> CompiledTransformer:
-    check_keys(params, ("default_region", "format"))
-    region = get_str(params, "default_region", "CZ", allow_empty=False).upper()
-    if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise TransformerParamError(f"unknown region {region!r} (use an ISO 3166 code like CZ)", "default_region")
-    number_format = _FORMATS[get_choice(params, "format", "e164", tuple(_FORMATS))]
+    check_keys(params, _PARAMS)
+    region = _region(get_str(params, "default_region", "CZ", allow_empty=False), "default_region")
+    reader = PhoneReader(region, _regions(params))
+    format_name = get_choice(params, "format", "e164", tuple(_FORMATS))
+    number_format = _FORMATS[format_name]
+    keep_extension = get_choice(params, "extension", "drop", ("drop", "keep")) == "keep"
+    if keep_extension and format_name == "e164":
+        raise TransformerParamError(
+            "extension: keep needs format international or national (E.164 has no extension)", "extension"
+        )
+    several_as_list = get_choice(params, "multiple", "list", ("list", "fail")) == "list"
+    policy = on_invalid_param(params)
+
+    @functools.lru_cache(maxsize=CACHE_SIZE)
+    def read(text: str) -> tuple[str, ...] | str:
+        """The formatted numbers in ``text``, or the reason it is refused."""
+        reading = reader.read(text)
+        if reading.problem is not None:
+            return f"{quote(text)} {reading.problem}"
+        if len(reading.numbers) > 1 and not several_as_list:
+            return f"{quote(text)} holds several phone numbers"
+        found: dict[str, None] = {}
+        for number in reading.numbers:
+            if not keep_extension:
+                number.extension = None
+            found.setdefault(phonenumbers.format_number(number, number_format), None)
+        return tuple(found)
 
     def one(value: Any) -> Any:
-        if value is None or value == "" or isinstance(value, bool):
+        if value is None or value == "":
             return value
-        if isinstance(value, int):
-            value = str(value)
-        if not isinstance(value, str):
-            raise ValueError(f"expected a phone number string, got {type(value).__name__}")
-        cleaned = _clean(value)
-        if not any(char.isdigit() for char in cleaned):
-            return value
-        try:
-            parsed = phonenumbers.parse(value, region)
-        except phonenumbers.NumberParseException:
-            return cleaned
-        if not phonenumbers.is_possible_number(parsed):
-            return cleaned
-        return phonenumbers.format_number(parsed, number_format)
+        if type(value) is not str:
+            text = _as_text(value)
+            if text is None:
+                if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+                    reason = f"{quote(value)} is not a whole positive number, so not a phone number"
+                else:
+                    reason = f"{quote(value)} is not a phone number (a {type(value).__name__}, not text)"
+                return refuse(value, reason, policy)
+        else:
+            text = value
+            if text.isspace():
+                return ""
+        result = read(text)
+        if type(result) is str:
+            return refuse(value, result, policy)
+        return result[0] if len(result) == 1 else list(result)
 
     def run(value: Any) -> Any:
-        if isinstance(value, list):
-            return [one(item) for item in value]
+        if isinstance(value, (list, tuple)):
+            out: list[Any] = []
+            for item in value:
+                converted = one(item)
+                if isinstance(converted, list):
+                    out.extend(converted)
+                elif converted is not None or item is None:
+                    out.append(converted)
+            return out
         return one(value)
 
     return run

@@ -12,7 +12,7 @@ import calendar
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -98,28 +98,28 @@ _RENDER: dict[str, Callable[[datetime], str]] = {
 }
 
 
-def _tokens(fmt: str) -> list[tuple[bool, str]]:
-    """(is_letter, text) pairs; a backslash makes the next character literal, as in PHP."""
-    tokens: list[tuple[bool, str]] = []
+def _tokens(fmt: str) -> list[tuple[str, str]]:
+    """(kind, text) pairs, kind ``letter``, ``char`` or ``escaped`` (after a backslash, as in PHP)."""
+    tokens: list[tuple[str, str]] = []
     escaped = False
     for char in fmt:
         if escaped:
-            tokens.append((False, char))
+            tokens.append(("escaped", char))
             escaped = False
         elif char == "\\":
             escaped = True
         elif char.isascii() and char.isalpha():
-            tokens.append((True, char))
+            tokens.append(("letter", char))
         else:
-            tokens.append((False, char))
+            tokens.append(("char", char))
     return tokens
 
 
 def compile_renderer(fmt: str) -> Callable[[datetime], str]:
     """A function rendering an aware datetime with a PHP format; unknown letters are rejected."""
     parts: list[Callable[[datetime], str] | str] = []
-    for is_letter, text in _tokens(fmt):
-        if not is_letter:
+    for kind, text in _tokens(fmt):
+        if kind != "letter":
             parts.append(text)
             continue
         render = _RENDER.get(text)
@@ -132,68 +132,111 @@ def compile_renderer(fmt: str) -> Callable[[datetime], str]:
     return lambda dt: "".join(part if isinstance(part, str) else part(dt) for part in parts)
 
 
+# -- parsing: DateTimeImmutable::createFromFormat semantics -----------------------------------
+# Source of the rules: the PHP manual's createFromFormat table
+# (https://www.php.net/manual/en/datetimeimmutable.createfromformat.php). Numbers are read
+# greedily and never given back (possessive quantifiers), as PHP's left-to-right parser does.
+# Where PHP *overflows* an out-of-range value (day 30 of February -> 1 March, a weekday name
+# that does not match -> the next such day, hour 24) the value is refused instead.
+
 _ISO = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})"
+_ZONE = r"Z|[+-]\d{1,2}(?::?\d{2})?|[A-Za-z]+(?:[/_+\-][A-Za-z0-9_+\-]+)*"
+_WORD = r"[A-Za-z]+"
 
 #: Parsing: letter -> (regex, component name).
 _PARSE: dict[str, tuple[str, str]] = {
-    "Y": (r"\d{4}", "year"),
-    "y": (r"\d{2}", "year2"),
-    "m": (r"\d{2}", "month"),
-    "n": (r"\d{1,2}", "month"),
-    "M": (r"[A-Za-z]{3}", "month_abbr"),
-    "F": (r"[A-Za-z]+", "month_name"),
-    "d": (r"\d{2}", "day"),
-    "j": (r"\d{1,2}", "day"),
-    "D": (r"[A-Za-z]{3}", "weekday"),
-    "l": (r"[A-Za-z]+", "weekday"),
-    "S": (r"st|nd|rd|th", "suffix"),
-    "H": (r"\d{2}", "hour"),
-    "G": (r"\d{1,2}", "hour"),
-    "h": (r"\d{2}", "hour12"),
-    "g": (r"\d{1,2}", "hour12"),
-    "A": (r"AM|PM|am|pm", "ampm"),
-    "a": (r"AM|PM|am|pm", "ampm"),
-    "i": (r"\d{2}", "minute"),
+    "d": (r"\d{1,2}+", "day"),  # PHP: "2 digits with or without leading zeros"
+    "j": (r"\d{1,2}+", "day"),
+    "D": (_WORD, "weekday"),  # PHP: D and l both accept "Mon" or "Monday"
+    "l": (_WORD, "weekday"),
+    "S": (r"(?i:st|nd|rd|th)", "suffix"),  # ignored, as in PHP
+    "z": (r"\d{1,3}+", "yday"),  # day of the year from 0; needs a year
+    "F": (_WORD, "month_name"),  # PHP: F and M both accept "January" or "Jan"
+    "M": (_WORD, "month_name"),
+    "m": (r"\d{1,2}+", "month"),  # PHP: "with or without leading zeros"
+    "n": (r"\d{1,2}+", "month"),
+    "Y": (r"\d{4}", "year"),  # PHP reads "up to 4 digits"; a 1-3 digit year is refused here
+    "y": (r"\d{2}", "year2"),  # pivot 1970-2069, as PHP
+    "a": (r"(?i:[ap]\.?m\.?)", "ampm"),
+    "A": (r"(?i:[ap]\.?m\.?)", "ampm"),
+    "g": (r"\d{1,2}+", "hour12"),
+    "h": (r"\d{1,2}+", "hour12"),
+    "G": (r"\d{1,2}+", "hour"),
+    "H": (r"\d{1,2}+", "hour"),
+    "i": (r"\d{2}", "minute"),  # PHP: exactly two digits
     "s": (r"\d{2}", "second"),
-    "u": (r"\d{1,6}", "micro"),
-    "v": (r"\d{1,3}", "milli"),
-    "e": (r"[A-Za-z_]+(?:/[A-Za-z_+\-0-9]+)*|[+-]\d{2}:?\d{2}", "zone"),
-    "T": (r"[A-Za-z]{1,5}|[+-]\d{2}:?\d{2}", "zone"),
-    "P": (r"[+-]\d{2}:\d{2}", "offset"),
-    "p": (r"Z|[+-]\d{2}:\d{2}", "offset"),
-    "O": (r"[+-]\d{4}", "offset"),
+    "v": (r"\d{1,3}+", "milli"),  # a fraction: "12" is 0.12 s
+    "u": (r"\d{1,6}+", "micro"),
+    "e": (_ZONE, "zone"),  # PHP: e, O, P, p and T all accept any zone form
+    "O": (_ZONE, "zone"),
+    "P": (_ZONE, "zone"),
+    "p": (_ZONE, "zone"),
+    "T": (_ZONE, "zone"),
     "U": (r"-?\d+", "epoch"),
-    "c": (_ISO, "iso"),
+    "c": (_ISO, "iso"),  # not a createFromFormat letter in PHP; accepted for symmetry with date()
+}
+
+#: Format characters with a parsing meaning of their own (when not escaped).
+_SEPARATORS = ";:/.,-()"
+_SPECIAL: dict[str, str] = {
+    " ": r"[ \t\u00a0\u202f]*",  # PHP 8: zero or more spaces, tabs, NBSP or NNBSP
+    "#": "[" + re.escape(_SEPARATORS) + "]",
+    "?": ".",
+    "*": r"[^\s" + re.escape(_SEPARATORS) + r"\d]*+",
+    "!": "",  # resets: unparsed fields are always the epoch's (never the current time) here
+    "|": "",
 }
 
 _TIME_COMPONENTS = frozenset({"hour", "hour12", "minute", "second", "micro", "milli", "epoch", "iso"})
 
+#: Zone abbreviations PHP knows, as fixed offsets in hours (the ones CRM exports use).
+_ABBREVIATIONS: dict[str, float] = {
+    "UTC": 0, "GMT": 0, "Z": 0, "WET": 0, "WEST": 1, "BST": 1, "CET": 1, "CEST": 2, "MET": 1, "MEST": 2,
+    "EET": 2, "EEST": 3, "MSK": 3, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6,
+    "PST": -8, "PDT": -7,
+}  # fmt: skip
+
+
+class ImpossibleDateError(ValueError):
+    """The text follows the format but names no real moment (30 February, hour 24, ...)."""
+
 
 def _parse_offset(text: str) -> tzinfo:
+    """``Z``, ``±H``, ``±HH``, ``±HHMM`` or ``±HH:MM`` (PHP: "difference to UTC in hours")."""
     if text in ("Z", "z"):
         return UTC
     sign = -1 if text[0] == "-" else 1
-    digits = text[1:].replace(":", "")
-    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4])))
+    body = text[1:]
+    if ":" in body:
+        hours, minutes = body.split(":")
+    elif len(body) > 2:
+        hours, minutes = body[:-2], body[-2:]
+    else:
+        hours, minutes = body, "0"
+    if int(hours) >= 24 or int(minutes) >= 60:
+        raise ImpossibleDateError(f"offset {text!r} is out of range")
+    return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
 
 
 def _parse_zone(text: str) -> tzinfo:
-    if text[0] in "+-":
+    if text[0] in "+-" or text in ("Z", "z"):
         return _parse_offset(text)
-    if text.upper() in ("UTC", "GMT", "Z"):
-        return UTC
+    upper = text.upper()
+    if upper in _ABBREVIATIONS:
+        hours = _ABBREVIATIONS[upper]
+        return UTC if hours == 0 else timezone(timedelta(hours=hours), upper)
     try:
         return ZoneInfo(text)
     except (KeyError, ValueError, OSError):
-        raise ValueError(f"unknown time zone {text!r}") from None
+        raise ImpossibleDateError(f"unknown time zone {text!r}") from None
 
 
-def _month_from_name(text: str) -> int:
+def _name_index(text: str, names: tuple[str, ...], what: str) -> int:
     lowered = text.lower()
-    for index, name in enumerate(MONTHS):
-        if lowered in (name.lower(), name[:3].lower()):
-            return index + 1
-    raise ValueError(f"unknown month name {text!r}")
+    for index, name in enumerate(names):
+        if lowered in (name.lower(), name[:3].lower()) or (name == "September" and lowered == "sept"):
+            return index
+    raise ImpossibleDateError(f"unknown {what} name {text!r}")
 
 
 @dataclass(frozen=True)
@@ -209,18 +252,52 @@ class PhpDateParser:
         return any(name in _TIME_COMPONENTS for name in self.components)
 
     def parse(self, text: str) -> datetime | None:
-        """The datetime, or None when ``text`` does not follow the format."""
+        """The datetime; None when ``text`` does not follow the format.
+
+        Raises ``ImpossibleDateError`` when it follows the format but names no real moment.
+        """
         match = self.pattern.fullmatch(text.strip())
         if match is None:
             return None
-        values = match.groups()
         found: dict[str, str] = {}
-        for name, value in zip(self.components, values, strict=True):
+        for name, value in zip(self.components, match.groups(), strict=True):
             found[name] = value
         try:
             return _build(found)
-        except ValueError:
-            return None
+        except ImpossibleDateError:
+            raise
+        except (ValueError, OverflowError, OSError) as exc:
+            raise ImpossibleDateError(str(exc)) from None
+
+
+def _year(found: dict[str, str]) -> int:
+    if "year" in found:
+        return int(found["year"])
+    if "year2" in found:
+        short = int(found["year2"])
+        return 2000 + short if short < 70 else 1900 + short  # PHP: 1970-2069
+    raise ImpossibleDateError("the format has no year")
+
+
+def _hour(found: dict[str, str]) -> int:
+    if "hour12" not in found:
+        return int(found.get("hour", "0"))
+    hour12 = int(found["hour12"])
+    if not 1 <= hour12 <= 12:
+        raise ImpossibleDateError(f"12-hour clock hour {hour12} is not 1-12")
+    hour = hour12 % 12
+    return hour + 12 if found.get("ampm", "am").lower().startswith("p") else hour
+
+
+def _from_day_of_year(found: dict[str, str], year: int, month: int, day: int) -> tuple[int, int]:
+    """(month, day) of ``z``; when the format also has a month or day they must agree."""
+    moment = date(year, 1, 1) + timedelta(days=int(found["yday"]))
+    if moment.year != year:
+        raise ImpossibleDateError(f"day of the year {found['yday']} is past the end of {year}")
+    has_month = "month" in found or "month_name" in found
+    if (has_month and month != moment.month) or ("day" in found and day != moment.day):
+        raise ImpossibleDateError(f"day of the year {found['yday']} of {year} is {moment.isoformat()}")
+    return moment.month, moment.day
 
 
 def _build(found: dict[str, str]) -> datetime:
@@ -228,50 +305,54 @@ def _build(found: dict[str, str]) -> datetime:
         return datetime.fromisoformat(found["iso"].replace("Z", "+00:00"))
     if "epoch" in found:
         return datetime.fromtimestamp(int(found["epoch"]), UTC)
-    year = int(found["year"]) if "year" in found else (2000 + int(found["year2"]) if "year2" in found else None)
-    if year is None:
-        raise ValueError("no year")
+    year = _year(found)
     if "month" in found:
         month = int(found["month"])
-    elif "month_abbr" in found:
-        month = _month_from_name(found["month_abbr"])
     elif "month_name" in found:
-        month = _month_from_name(found["month_name"])
+        month = _name_index(found["month_name"], MONTHS, "month") + 1
     else:
         month = 1
     day = int(found.get("day", "1"))
-    if "hour12" in found:
-        hour = int(found["hour12"]) % 12
-        if found.get("ampm", "am").lower() == "pm":
-            hour += 12
-    else:
-        hour = int(found.get("hour", "0"))
-    minute = int(found.get("minute", "0"))
-    second = int(found.get("second", "0"))
+    if "yday" in found:
+        month, day = _from_day_of_year(found, year, month, day)
     micro = int(found["micro"].ljust(6, "0")) if "micro" in found else 0
     if "milli" in found:
         micro = int(found["milli"].ljust(3, "0")) * 1000
-    zone: tzinfo | None = None
-    if "offset" in found:
-        zone = _parse_offset(found["offset"])
-    elif "zone" in found:
-        zone = _parse_zone(found["zone"])
-    return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
+    zone = _parse_zone(found["zone"]) if "zone" in found else None
+    moment_dt = datetime(
+        year, month, day, _hour(found), int(found.get("minute", "0")), int(found.get("second", "0")), micro, tzinfo=zone
+    )
+    if "weekday" in found:
+        weekday = _name_index(found["weekday"], DAYS, "weekday")
+        if weekday != moment_dt.weekday():
+            raise ImpossibleDateError(
+                f"{moment_dt.date().isoformat()} is a {DAYS[moment_dt.weekday()]}, not a {DAYS[weekday]}"
+            )
+    return moment_dt
 
 
 def compile_parser(fmt: str) -> PhpDateParser:
-    """A parser for ``fmt``; letters that do not identify a point in time are rejected."""
+    """A parser for ``fmt``; letters that do not identify a point in time are rejected (ValueError)."""
     regex = ""
     components: list[str] = []
-    for is_letter, text in _tokens(fmt):
-        if not is_letter:
-            regex += r"\s+" if text == " " else re.escape(text)
-            continue
-        spec = _PARSE.get(text)
-        if spec is None:
-            raise ValueError(f"format letter {text!r} cannot be used to parse dates (in {fmt!r})")
-        regex += f"({spec[0]})"
-        components.append(spec[1])
+    trailing = False
+    for kind, text in _tokens(fmt):
+        if kind == "letter":
+            spec = _PARSE.get(text)
+            if spec is None:
+                raise ValueError(f"format letter {text!r} cannot be used to parse dates (in {fmt!r})")
+            regex += f"({spec[0]})"
+            components.append(spec[1])
+        elif kind == "char" and text == "+":
+            trailing = True
+        elif kind == "char" and text in _SPECIAL:
+            regex += _SPECIAL[text]
+        else:
+            regex += re.escape(text)
     if not components:
         raise ValueError(f"format {fmt!r} has no date letters")
+    if "yday" in components and not {"year", "year2"} & set(components[: components.index("yday")]):
+        raise ValueError(f"format letter 'z' must follow a year (Y or y) in {fmt!r}, as in PHP")
+    if trailing:
+        regex += r"(?s:.*)"
     return PhpDateParser(fmt, re.compile(regex), tuple(components))

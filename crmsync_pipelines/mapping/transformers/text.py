@@ -150,20 +150,21 @@ def strip_prefix(params: dict[str, Any], registry: TransformerRegistry) -> Compi
     return run
 
 
+def as_list(value: Any) -> list[Any]:
+    """null and "" -> [], a list stays, a tuple becomes a list, a scalar -> [scalar]."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, tuple):
+        return list(value)
+    return [value]
+
+
 def wrap_array(params: dict[str, Any], registry: TransformerRegistry) -> CompiledTransformer:
-    """null and "" -> [], a list stays, a scalar -> [scalar] (Daktela custom fields are lists)."""
+    """``as_list`` as a transformer (Daktela custom fields are lists; the mapper also wraps them)."""
     check_keys(params, ())
-
-    def run(value: Any) -> Any:
-        if value is None or value == "":
-            return []
-        if isinstance(value, list):
-            return value
-        if isinstance(value, tuple):
-            return list(value)
-        return [value]
-
-    return run
+    return as_list
 
 
 def url(params: dict[str, Any], registry: TransformerRegistry) -> CompiledTransformer:

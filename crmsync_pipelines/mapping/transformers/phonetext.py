@@ -1,0 +1,184 @@
+"""Reading phone numbers out of CRM text, on Google's libphonenumber (``phonenumbers``).
+
+The rules (documented with examples in docs/mappings.md):
+
+- A number is accepted only when libphonenumber calls it **valid** (``is_valid_number``: a
+  length *and* a number range the numbering plan assigns), never merely "possible".
+- Only digits present in the input are used; nothing is added, dropped or guessed. Letters
+  inside the number (vanity numbers, typos) refuse it; a label before or after it
+  (``tel.:``, ``(mobil)``) is ignored.
+- A number written with ``+`` or an international prefix (``00`` in CZ/SK) is read as such.
+  Otherwise the interpretations are tried in order and the first valid one wins: the
+  default region's national format; the digits already starting with a country code
+  (``421 905 123 456``); each other allowed region's national format (``0905 123 456`` in SK).
+- ``+420 (0) 601 …``: a national trunk prefix in parentheses after a country code is dropped;
+  ``(+420) 601 …``: a country code in parentheses is read as one.
+- ``603456789.0`` (a spreadsheet's float) is the whole number ``603456789``.
+- An extension (``ext. 12``, ``kl. 12``, ``x12``, ``#12``, ``;ext=12``) is split off.
+- Several numbers in one value (``a, b``, ``a; b``, ``a | b``, one per line, or ``a / b``
+  when the whole is not one valid number) are read one by one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumber
+
+#: An extension at the end: English and Czech/Slovak markers (ext, extn, x, #, kl., klapka, linka).
+_EXTENSION = re.compile(
+    r"(?:(?<=[\d\s).])|\b)(?:ext(?:ension|n)?|kl(?:apka)?|linka|x)\s*[.:=]?\s*(\d{1,7})\s*$"
+    r"|\s*(?:#|;\s*ext=)\s*(\d{1,7})\s*$",
+    re.IGNORECASE,
+)
+#: A part of a list that is only the extension of the number before it (``604 567 890, kl. 12``).
+_EXTENSION_ONLY = re.compile(
+    r"^\s*(?:ext(?:ension|n)?|kl(?:apka)?|linka|x|#|ext\s*=)\s*[.:=]?\s*\d{1,7}\s*$", re.IGNORECASE
+)
+#: A trunk prefix in parentheses right after a country code: ``+420 (0) 601``, ``0044 (0)20``.
+_TRUNK_IN_PARENS = re.compile(r"^(\+|00)\s*(\d{1,3})\s*\(\s*0\s*\)")
+#: A country code in parentheses: ``(+420) 601 …``, ``(00421) 905 …``.
+_CODE_IN_PARENS = re.compile(r"^\(\s*(\+|00)\s*(\d{1,3})\s*\)")
+#: A whole number written as a float by a spreadsheet: ``603456789.0`` / ``603456789,00``.
+_FLOAT_TEXT = re.compile(r"^(\+?\d+)[.,]0+$")
+#: Separators that always split a value into several numbers.
+_LIST_SEPARATORS = re.compile(r"[,;|\n\r]+")
+_SLASH = re.compile(r"\s*/\s*")
+_DIGIT = re.compile(r"\d")
+#: Characters that may appear inside a written number (grouping and an international ``+``).
+_NUMBER_CHARS = re.compile(r"^\+?[\d\s\-./()\u00a0\u2010-\u2015]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The numbers found in one text, or why none could be read (``problem``)."""
+
+    numbers: tuple[PhoneNumber, ...] = ()
+    problem: str | None = None
+
+
+class PhoneReader:
+    """Reads text as phone numbers for a default region plus other allowed regions."""
+
+    def __init__(self, default_region: str, other_regions: tuple[str, ...] = ()) -> None:
+        self.default_region = default_region
+        self.other_regions = tuple(r for r in other_regions if r != default_region)
+        self.regions_text = " or ".join((default_region, *self.other_regions))
+
+    def read(self, text: str) -> Reading:
+        """All numbers in ``text`` (one or more), or a ``problem`` naming why it was refused."""
+        stripped = text.strip()
+        if _LIST_SEPARATORS.search(stripped) and not _FLOAT_TEXT.match(stripped):
+            parts: list[str] = []
+            for part in _LIST_SEPARATORS.split(stripped):
+                if parts and _EXTENSION_ONLY.match(part):
+                    parts[-1] = f"{parts[-1]} {part.strip()}"
+                elif part.strip():
+                    parts.append(part)
+            return self._several(parts)
+        single = self._one(stripped)
+        if single.problem is None or "/" not in stripped:
+            return single
+        parts = [part for part in _SLASH.split(stripped) if part.strip()]
+        if len(parts) < 2:
+            return single
+        several = self._several(parts)
+        return several if several.problem is None else single
+
+    def _several(self, parts: list[str]) -> Reading:
+        numbers: list[PhoneNumber] = []
+        for part in parts:
+            reading = self._one(part.strip())
+            if reading.problem is not None:
+                return Reading(problem=f"{part.strip()!r} {reading.problem}")
+            numbers.extend(reading.numbers)
+        if not numbers:
+            return Reading(problem="has no digits")
+        return Reading(tuple(numbers))
+
+    def _one(self, text: str) -> Reading:
+        written, extension = _split_extension(text)
+        labelled = _strip_labels(written)
+        if labelled is None:
+            return Reading(problem="has no digits")
+        core = labelled
+        float_text = _FLOAT_TEXT.match(core)
+        if float_text:
+            core = float_text.group(1)
+        core = _CODE_IN_PARENS.sub(lambda m: f"{m.group(1)}{m.group(2)} ", core)
+        core = _TRUNK_IN_PARENS.sub(lambda m: f"{m.group(1)}{m.group(2)} ", core)
+        if not _NUMBER_CHARS.match(core):
+            return Reading(problem="has letters or symbols inside the number")
+        number = self._interpret(core)
+        if number is None:
+            return Reading(
+                problem=f"is not a valid phone number in {self.regions_text}"
+                if not core.startswith(("+", "00"))
+                else "is not a valid phone number"
+            )
+        if extension:
+            number.extension = extension
+        return Reading((number,))
+
+    def _interpret(self, core: str) -> PhoneNumber | None:
+        """The first valid interpretation of a letter-free number text, or None."""
+        if core.startswith("+"):
+            return _valid(core, None)
+        first = _parse(core, self.default_region)
+        if first is not None and first.country_code_source == phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD:
+            return first if phonenumbers.is_valid_number(first) else None  # 00420 …: international
+        if first is not None and phonenumbers.is_valid_number(first):
+            return first
+        digits = "".join(_DIGIT.findall(core))
+        if not digits.startswith("0"):
+            with_code = _valid("+" + digits, None)
+            if with_code is not None:
+                return with_code
+        for region in self.other_regions:
+            number = _valid(core, region)
+            if number is not None:
+                return number
+        return None
+
+
+def _parse(text: str, region: str | None) -> PhoneNumber | None:
+    try:
+        return phonenumbers.parse(text, region, keep_raw_input=region is not None)
+    except NumberParseException:
+        return None
+
+
+def _valid(text: str, region: str | None) -> PhoneNumber | None:
+    number = _parse(text, region)
+    return number if number is not None and phonenumbers.is_valid_number(number) else None
+
+
+def _split_extension(text: str) -> tuple[str, str | None]:
+    match = _EXTENSION.search(text)
+    if match is None or not _DIGIT.search(text[: match.start()]):
+        return text, None
+    return text[: match.start()].rstrip(" ,;-"), match.group(1) or match.group(2)
+
+
+def _strip_labels(text: str) -> str | None:
+    """The span from the first ``+``/``(``/digit to the last digit or ``)``; None without digits.
+
+    Text before and after it (``tel.:``, ``(mobil)``, ``- sekretariát``) is a label and must
+    not contain digits; a label is ignored, never read as part of the number.
+    """
+    first = _DIGIT.search(text)
+    if first is None:
+        return None
+    start = first.start()
+    while start > 0 and text[start - 1] in "+( \u00a0":
+        start -= 1
+    while start < first.start() and text[start] in " \u00a0":
+        start += 1
+    last = max(m.end() for m in _DIGIT.finditer(text))
+    end = last
+    tail = text[end:]
+    if tail.lstrip().startswith(")") and text[:last].count("(") > text[:last].count(")"):
+        end = last + tail.index(")") + 1
+    return text[start:end]

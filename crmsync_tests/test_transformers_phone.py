@@ -1,0 +1,307 @@
+"""``phone_normalize``: valid numbers only, every reading of real CRM text right or visibly refused.
+
+Issue 9 section 1's examples first (default region CZ), then more inputs of each kind.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from crmsync_pipelines.errors import ConfigError
+from crmsync_pipelines.mapping import (
+    FieldMapper,
+    RecordMappingError,
+    Refusal,
+    RefusedValueError,
+    TransformerRegistry,
+    mapping_from_dict,
+)
+
+REGISTRY = TransformerRegistry.with_defaults()
+CZ: dict[str, Any] = {}
+CZ_SK: dict[str, Any] = {"regions": ["SK"]}
+
+
+def phone(value: Any, **params: Any) -> Any:
+    return REGISTRY.compile("phone_normalize", params)(value)
+
+
+# -- issue 9, section 1: every example, the right value ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "params", "expected"),
+    [
+        ("+420 (0) 601 234 567", CZ, "+420601234567"),
+        ("421 905 123 456", CZ, "+421905123456"),  # a country code written without + or 00
+        ("0905 123 456", CZ_SK, "+421905123456"),  # a Slovak national number, SK allowed
+        ("603456789.0", CZ, "+420603456789"),  # text from a spreadsheet
+        (603456789.0, CZ, "+420603456789"),  # a float from a spreadsheet import
+        ("+420 602 345 678 ext. 12", CZ, "+420602345678"),
+        ("604 567 890 kl. 12", CZ, "+420604567890"),
+        ("+420 602 345 678 ext. 12", {"format": "international", "extension": "keep"}, "+420 602 345 678 ext. 12"),
+        ("604 567 890 kl. 12", {"format": "international", "extension": "keep"}, "+420 604 567 890 ext. 12"),
+        ("+420601123456, +420602123456", CZ, ["+420601123456", "+420602123456"]),
+    ],
+)
+def test_issue_examples(value: Any, params: dict[str, Any], expected: Any) -> None:
+    assert phone(value, **params) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "params", "message"),
+    [
+        # CZ numbers have no trunk 0: '0601 234 567' is no Czech number; never +4200601234567
+        ("0601 234 567", CZ, "'0601 234 567' is not a valid phone number in CZ"),
+        # a Slovak national number under CZ alone; never +4200905123456 (+420905… is a CZ premium line)
+        ("0905 123 456", CZ, "'0905 123 456' is not a valid phone number in CZ"),
+        ("+420601123456, +420602123456", {"multiple": "fail"}, "holds several phone numbers"),
+    ],
+)
+def test_issue_refusals(value: Any, params: dict[str, Any], message: str) -> None:
+    with pytest.raises(RefusedValueError, match=message) as info:
+        phone(value, **params)
+    assert info.value.raw == value
+
+
+def test_a_slovak_trunk_number_is_slovak_when_sk_is_allowed() -> None:
+    # 0601 1xx-5xx xxx is a Slovak landline range: with SK allowed that is the reading.
+    assert phone("0601 234 567", **CZ_SK) == "+421601234567"
+
+
+# -- more inputs of each kind -------------------------------------------------------------------
+
+VALID: list[tuple[Any, dict[str, Any], Any]] = [
+    # Czech mobiles and landlines in every common layout
+    ("603 123 456", CZ, "+420603123456"),
+    ("737 123 456", CZ, "+420737123456"),
+    ("777-123-456", CZ, "+420777123456"),
+    ("720123456", CZ, "+420720123456"),
+    ("799.123.456", CZ, "+420799123456"),
+    ("603/123456", CZ, "+420603123456"),
+    ("737\u00a0123\u00a0456", CZ, "+420737123456"),  # no-break spaces
+    ("(601) 234-567", CZ, "+420601234567"),
+    ("224 123 456", CZ, "+420224123456"),  # Prague landline
+    ("542 123 456", CZ, "+420542123456"),  # Brno landline
+    ("800 123 456", CZ, "+420800123456"),  # toll free
+    ("+420 900 123 456", CZ, "+420900123456"),  # premium rate is a valid number
+    # international forms
+    ("+420 737 123 456", CZ, "+420737123456"),
+    ("+420.737.123.456", CZ, "+420737123456"),
+    ("00420 737 123 456", CZ, "+420737123456"),
+    ("00420 601-234-567", CZ, "+420601234567"),
+    ("(+420) 737 123 456", CZ, "+420737123456"),
+    ("(00421) 915 123 456", CZ, "+421915123456"),
+    ("+44 (0) 20 7946 0958", CZ, "+442079460958"),
+    ("420 737 123 456", CZ, "+420737123456"),
+    # Slovak numbers
+    ("+421 905 123 456", CZ, "+421905123456"),  # explicit country code: no region needed
+    ("00421915123456", CZ, "+421915123456"),
+    ("421915123456", CZ, "+421915123456"),
+    ("0915 123 456", CZ_SK, "+421915123456"),
+    ("0905/123 456", CZ_SK, "+421905123456"),
+    ("02/5443 1234", CZ_SK, "+421254431234"),  # Bratislava landline
+    ("+421 2 5443 1234", CZ, "+421254431234"),
+    ("603 123 456", CZ_SK, "+420603123456"),  # the default region wins over SK
+    ("0905 123 456", {"default_region": "SK"}, "+421905123456"),
+    ("+420 603 123 456", {"default_region": "sk"}, "+420603123456"),
+    ("0905 123 456", {"regions": "SK, AT"}, "+421905123456"),  # comma-separated regions
+    # other countries, written internationally
+    ("+49 30 123456", CZ, "+4930123456"),
+    ("0049 30 1234567", CZ, "+49301234567"),
+    ("1 202 555 0123", CZ, "+12025550123"),
+    # labels around the number are not part of it
+    ("tel. 737 123 456", CZ, "+420737123456"),
+    ("Mobil: 737 123 456", CZ, "+420737123456"),
+    ("tel.: +420 603 123 456 (mobil)", CZ, "+420603123456"),
+    ("737 123 456 (soukromý)", CZ, "+420737123456"),
+    # extensions, dropped by default
+    ("737123456 ext 5", CZ, "+420737123456"),
+    ("737123456 extension 55", CZ, "+420737123456"),
+    ("737 123 456 linka 3", CZ, "+420737123456"),
+    ("737 123 456 klapka 210", CZ, "+420737123456"),
+    ("737 123 456 x 7", CZ, "+420737123456"),
+    ("604567890x12", CZ, "+420604567890"),
+    ("604 567 890 #12", CZ, "+420604567890"),
+    ("603123456;ext=12", CZ, "+420603123456"),
+    ("604 567 890, kl. 12", CZ, "+420604567890"),
+    ("737123456#99", {"format": "national", "extension": "keep"}, "737 123 456 ext. 99"),
+    # whole numbers from spreadsheets and databases
+    (737123456, CZ, "+420737123456"),
+    (420737123456, CZ, "+420737123456"),
+    (737123456.0, CZ, "+420737123456"),
+    ("737123456.00", CZ, "+420737123456"),
+    ("603456789,0", CZ, "+420603456789"),
+    (Decimal("737123456"), CZ, "+420737123456"),
+    (Decimal("603456789.00"), CZ, "+420603456789"),
+    # several numbers in one value: a list (duplicates once)
+    ("737 123 456; 604 567 890", CZ, ["+420737123456", "+420604567890"]),
+    ("737 123 456 | 604 567 890", CZ, ["+420737123456", "+420604567890"]),
+    ("737 123 456\n604 567 890", CZ, ["+420737123456", "+420604567890"]),
+    ("603 123 456 / 604 567 890", CZ, ["+420603123456", "+420604567890"]),
+    ("+420 737 123 456 / +421 915 123 456", CZ, ["+420737123456", "+421915123456"]),
+    ("603 123 456, 603123456", CZ, "+420603123456"),
+    # formats
+    ("603123456", {"format": "international"}, "+420 603 123 456"),
+    ("+420603123456", {"format": "national"}, "603 123 456"),
+    # lists are normalized element by element, several numbers in an element are flattened
+    (["603 123 456", "", None, "+421 905 123 456"], CZ, ["+420603123456", "", None, "+421905123456"]),
+    (["603 123 456, 604 567 890", "737 123 456"], CZ, ["+420603123456", "+420604567890", "+420737123456"]),
+    (("603 123 456",), CZ, ["+420603123456"]),
+    # empty values
+    (None, CZ, None),
+    ("", CZ, ""),
+    ("   ", CZ, ""),
+    ([], CZ, []),
+]
+
+
+@pytest.mark.parametrize(("value", "params", "expected"), VALID)
+def test_valid_numbers(value: Any, params: dict[str, Any], expected: Any) -> None:
+    assert phone(value, **params) == expected
+
+
+REFUSED: list[tuple[Any, dict[str, Any], str]] = [
+    # invalid numbers: never cleaned into a plausible-looking string
+    ("0737 123 456", CZ_SK, "'0737 123 456' is not a valid phone number in CZ or SK"),
+    ("02/5443 1234", CZ, "'02/5443 1234' is not a valid phone number in CZ"),
+    ("737 123 45", CZ, "is not a valid phone number in CZ"),  # too short
+    ("7371234567", CZ, "is not a valid phone number in CZ"),  # too long
+    ("737123456737123456", CZ, "is not a valid phone number in CZ"),  # two numbers run together
+    ("+420 737 123 45", CZ, "'+420 737 123 45' is not a valid phone number"),
+    ("+420 123 456 789", CZ, "is not a valid phone number"),  # unassigned range
+    ("+420 12-3", CZ, "is not a valid phone number"),
+    ("12", CZ, "'12' is not a valid phone number in CZ"),
+    ("0", CZ, "is not a valid phone number in CZ"),
+    ("++420737123456", CZ, "has letters or symbols inside the number"),
+    # letters inside the number are never converted to digits
+    ("737 12A 456", CZ, "'737 12A 456' has letters or symbols inside the number"),
+    ("1-800-FLOWERS", CZ, "is not a valid phone number in CZ"),
+    ("737 123 456 nebo 604 567 890", CZ, "has letters or symbols inside the number"),
+    ("7.37123456E8", CZ, "has letters or symbols inside the number"),  # a float in scientific notation
+    # no digits at all
+    ("unknown", CZ, "'unknown' has no digits"),
+    ("n/a", CZ, "has no digits"),
+    ("-", CZ, "has no digits"),
+    ("+", CZ, "has no digits"),
+    # one bad number in a list of several refuses the value (no silent partial write)
+    ("+420 603 123 456 / 7", CZ, "is not a valid phone number"),
+    ("603 123 456, 12", CZ, "'603 123 456, 12' '12' is not a valid phone number in CZ"),
+    # types and numbers that cannot be phone numbers
+    (737123456.5, CZ, "737123456.5 is not a whole positive number, so not a phone number"),
+    (Decimal("603456789.5"), CZ, "is not a whole positive number"),
+    (float("nan"), CZ, "is not a whole positive number"),
+    (float("inf"), CZ, "is not a whole positive number"),
+    (-603123456, CZ, "-603123456 is not a whole positive number"),
+    (0, CZ, "0 is not a whole positive number"),
+    (True, CZ, "True is not a phone number (a bool, not text)"),
+    ({"n": 1}, CZ, "is not a phone number (a dict, not text)"),
+]
+
+
+@pytest.mark.parametrize(("value", "params", "message"), REFUSED)
+def test_refused_by_default(value: Any, params: dict[str, Any], message: str) -> None:
+    with pytest.raises(RefusedValueError, match=re.escape(message)):
+        phone(value, **params)
+
+
+@pytest.mark.parametrize(("value", "params", "message"), REFUSED)
+def test_keep_writes_the_raw_value_and_drop_writes_null(value: Any, params: dict[str, Any], message: str) -> None:
+    kept = phone(value, on_invalid="keep", **params)
+    assert kept is value
+    assert phone(value, on_invalid="drop", **params) is None
+
+
+def test_drop_leaves_a_refused_element_out_of_a_list() -> None:
+    assert phone(["603 123 456", "12", None], on_invalid="drop") == ["+420603123456", None]
+    assert phone(["603 123 456", "12"], on_invalid="keep") == ["+420603123456", "12"]
+    with pytest.raises(RefusedValueError, match="'12' is not a valid"):
+        phone(["603 123 456", "12"])
+
+
+def test_results_are_cached_per_raw_text_and_per_rule() -> None:
+    cz = REGISTRY.compile("phone_normalize", {})
+    sk = REGISTRY.compile("phone_normalize", {"default_region": "SK"})
+    for _ in range(3):
+        with pytest.raises(RefusedValueError):
+            cz("0905 123 456")
+        assert sk("0905 123 456") == "+421905123456"
+    # cached results are not shared mutable objects
+    several = REGISTRY.compile("phone_normalize", {})
+    first = several("603 123 456, 604 567 890")
+    first.append("mutated")
+    assert several("603 123 456, 604 567 890") == ["+420603123456", "+420604567890"]
+
+
+# -- through the mapper: the record fails naming the field and the raw value --------------------
+
+
+def _contact_mapping(params: dict[str, Any]) -> Any:
+    return mapping_from_dict(
+        {
+            "entity": "contact",
+            "lookup_field": "name",
+            "mappings": [
+                {"cc_field": "name", "crm_field": "id"},
+                {
+                    "cc_field": "customFields.number",
+                    "crm_field": "phone",
+                    "transformers": [{"name": "phone_normalize", "params": params}],
+                },
+                {"cc_field": "title", "crm_field": "title"},
+            ],
+        },
+        file="contacts.yaml",
+    )
+
+
+def test_a_refused_phone_fails_the_record_naming_field_and_raw_value() -> None:
+    with pytest.raises(RecordMappingError) as info:
+        FieldMapper().map({"id": "7", "phone": "0905 123 456"}, _contact_mapping({}), "crm_to_cc")
+    error = info.value
+    assert str(error) == (
+        "mappings[1] (phone -> customFields.number): transformer phone_normalize: "
+        "'0905 123 456' is not a valid phone number in CZ"
+    )
+    assert (error.field, error.rule_index, error.record_id, error.refused) == ("customFields.number", 1, "7", True)
+    assert error.error_class.value == "validation"
+
+
+@pytest.mark.parametrize(("policy", "written"), [("keep", ["0905 123 456"]), ("drop", [])])
+def test_keep_and_drop_are_reported_to_the_caller(policy: str, written: list[str]) -> None:
+    refusals: list[Refusal] = []
+    payload = FieldMapper().map(
+        {"id": "7", "phone": "0905 123 456", "title": "T"},
+        _contact_mapping({"on_invalid": policy}),
+        "crm_to_cc",
+        refusals=refusals,
+    )
+    assert payload == {"name": "7", "customFields": {"number": written}, "title": "T"}
+    assert refusals == [
+        Refusal("customFields.number", "0905 123 456", "'0905 123 456' is not a valid phone number in CZ", policy)  # type: ignore[arg-type]
+    ]
+
+
+def test_refusals_are_not_collected_without_a_list_and_not_shared_between_records() -> None:
+    mapper = FieldMapper()
+    mapping = _contact_mapping({"on_invalid": "drop"})
+    assert mapper.map({"id": "1", "phone": "12"}, mapping, "crm_to_cc")["customFields"] == {"number": []}
+    refusals: list[Refusal] = []
+    mapper.map({"id": "2", "phone": "603 123 456"}, mapping, "crm_to_cc", refusals=refusals)
+    assert refusals == []
+
+
+def test_the_php_sdk_contact_mapping_still_loads_and_maps() -> None:
+    # The PHP SDK's files name neither regions nor on_invalid: they load, and valid numbers map.
+    mapping = _contact_mapping({"format": "e164"})
+    payload = FieldMapper().map({"id": "1", "phone": "+420 603 123 456"}, mapping, "crm_to_cc")
+    assert payload["customFields"] == {"number": ["+420603123456"]}
+
+
+def test_bad_params_are_load_time_errors() -> None:
+    with pytest.raises(ConfigError, match=re.escape("params.regions: phone_normalize: unknown region 'Slovakia'")):
+        _contact_mapping({"regions": ["Slovakia"]})
