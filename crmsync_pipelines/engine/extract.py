@@ -7,30 +7,54 @@ another — W1), plus every activity still waiting to settle, so late changes re
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crmsync_pipelines.crm.base import RECORD_ERROR_KEY
 from crmsync_pipelines.engine.context import EngineContext
 from crmsync_pipelines.engine.reports import Window
 
+#: Source ids of records that came without one: the prefix, then a digest of the record.
 INVALID_ID_PREFIX = "<no-id>:"
 
 
-def _source_id(record: dict[str, Any], ordinal: int) -> str:
-    """Records without a usable id still get a row (and later a failed ledger entry), never vanish."""
+def _has_id(raw: Any) -> bool:
+    return raw is not None and str(raw).strip() != ""
+
+
+def _content_key(record: dict[str, Any]) -> str:
+    """The same record gives the same key in every window, so its dead letter is updated, not
+    duplicated (a position in the batch would change whenever other records do)."""
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return INVALID_ID_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+
+
+def _identified(record: dict[str, Any], source: str) -> tuple[str, dict[str, Any]]:
+    """(source id, record): ids are kept exactly as the source gave them (``' padded '`` too).
+
+    A record without an id gets a content key and, when the adapter did not say why, a reason
+    naming the adapter method that broke the contract (the map stage fails it with that reason).
+    """
     raw = record.get("id")
-    if raw is None or str(raw).strip() == "" or record.get("_error"):
-        return f"{INVALID_ID_PREFIX}{ordinal}"
-    return str(raw)
+    if _has_id(raw):
+        return str(raw), record
+    if not record.get(RECORD_ERROR_KEY):
+        record = {**record, RECORD_ERROR_KEY: (
+            f"{source} yielded a record without an 'id' (every record needs its source id; "
+            f"see crmsync_pipelines.crm.base), keys: {', '.join(sorted(map(str, record))) or 'none'}")}
+    return _content_key(record), record
 
 
-def _stage(ctx: EngineContext, batch_id: str, entity: str, records: Iterable[dict[str, Any]]) -> int:
+def _stage(ctx: EngineContext, batch_id: str, entity: str, records: Iterable[dict[str, Any]],
+           source: str = "the source") -> int:
     seen: set[str] = set()
     chunk: list[tuple[str, dict[str, Any]]] = []
     count = 0
-    for ordinal, record in enumerate(records):
-        source_id = _source_id(record, ordinal)
+    for original in records:
+        source_id, record = _identified(original, source)
         if source_id in seen:
             continue  # an adapter that repeats a record must not create two rows
         seen.add(source_id)
@@ -44,6 +68,11 @@ def _stage(ctx: EngineContext, batch_id: str, entity: str, records: Iterable[dic
     count += len(chunk)
     ctx.staging.finish_extract(batch_id, count)
     return count
+
+
+def _crm_method(ctx: EngineContext, entity: str, method: str) -> str:
+    """``"<adapter name> adapter's iter_contacts()"``: how failures name the code that broke the contract."""
+    return f"the {getattr(ctx.crm.adapter, 'name', 'crm')!s} adapter's {method}()"
 
 
 def _crm_records(ctx: EngineContext, entity: str, window: Window) -> Iterator[dict[str, Any]]:
@@ -95,12 +124,19 @@ def _activity_records(ctx: EngineContext, window: Window) -> Iterator[dict[str, 
 
 def extract_window(ctx: EngineContext, entity: str, window: Window, run_id: str) -> tuple[str, int]:
     batch_id = ctx.staging.new_batch(entity, "window", run_id, window.start, window.end)
-    records = _activity_records(ctx, window) if entity == "activity" else _crm_records(ctx, entity, window)
-    return batch_id, _stage(ctx, batch_id, entity, records)
+    if entity == "activity":
+        return batch_id, _stage(ctx, batch_id, entity, _activity_records(ctx, window), "Daktela activities")
+    source = _crm_method(ctx, entity, f"iter_{entity}s")
+    return batch_id, _stage(ctx, batch_id, entity, _crm_records(ctx, entity, window), source)
 
 
 def fetch_by_ids(ctx: EngineContext, entity: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Source records for explicit ids: CRM ids for accounts/contacts, Daktela names for activities."""
+    """Source records for explicit ids: CRM ids for accounts/contacts, Daktela names for activities.
+
+    Content keys of records that came without an id (``INVALID_ID_PREFIX``) are no source ids:
+    they are never sent to the source, and come back as not found.
+    """
+    ids = [i for i in ids if not i.startswith(INVALID_ID_PREFIX)]
     if entity == "activity":
         return dict(ctx.daktela.get_activities(ids))
     if entity == "account":
@@ -113,6 +149,7 @@ def extract_ids(ctx: EngineContext, entity: str, ids: list[str], run_id: str) ->
     wanted = list(dict.fromkeys(i for i in ids if i))
     found = fetch_by_ids(ctx, entity, wanted)
     batch_id = ctx.staging.new_batch(entity, "ids", run_id, None, None)
+    source = "Daktela activities" if entity == "activity" else _crm_method(ctx, entity, f"get_{entity}s")
     count = _stage(ctx, batch_id, entity, (found[i] | {"id": i} if entity != "activity" else found[i]
-                                            for i in wanted if i in found))
+                                            for i in wanted if i in found), source)
     return batch_id, count, [i for i in wanted if i not in found]
