@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from crmsync_pipelines.crm.hubspot.settings import HubSpotSettings
-from crmsync_pipelines.daktela.ratelimit import TokenBucket
 from crmsync_pipelines.daktela.retry import RetryPolicy, parse_retry_after
 from crmsync_pipelines.errors import (
     AdapterError,
@@ -38,6 +38,32 @@ from crmsync_pipelines.errors import (
 log = logging.getLogger("crmsync.crm.hubspot")
 
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class SlidingWindowPacer:
+    """At most ``rate_per_s`` sends in any trailing second (plus a margin for clock and network jitter).
+
+    HubSpot counts search requests per second without telling us how many are left, so we
+    mirror its window instead of a token bucket, whose bursts at window edges earn 429s.
+    """
+
+    def __init__(self, rate_per_s: float, *, margin_s: float = 0.05) -> None:
+        self.limit = max(1, int(rate_per_s))
+        self.window_s = self.limit / rate_per_s + margin_s
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._sent and now - self._sent[0] >= self.window_s:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                wait = self.window_s - (now - self._sent[0])
+            time.sleep(max(wait, 0.001))
 
 
 class HubSpotApiError(AdapterError):
@@ -58,12 +84,14 @@ def describe(body: Any, status: int) -> str:
         parts.append(str(body["category"]))
     text = " ".join(parts)
     message = str(body.get("message") or "").strip()
-    details = [f"{e.get('in')}: {e.get('message')}" for e in body.get("errors") or []
-               if isinstance(e, dict) and e.get("in")]
+    details = [e for e in body.get("errors") or [] if isinstance(e, dict) and e.get("in")]
+    if details:
+        text += f" (fields: {', '.join(str(e['in']) for e in details)})"
     if message:
         text += f": {message}"
-    if details and not all(d.split(": ", 1)[1] in message for d in details):
-        text += f" [{'; '.join(details)}]"
+    missing = [f"{e['in']}: {e.get('message')}" for e in details if str(e.get("message")) not in message]
+    if missing:
+        text += f" [{'; '.join(missing)}]"
     return text[:1500]
 
 
@@ -111,7 +139,7 @@ class HubSpotClient:
             timeout=settings.timeout_s,
             transport=transport,
         )
-        self._search_bucket = TokenBucket(settings.search_rate_per_s, capacity=1.0)
+        self._search_pacer = SlidingWindowPacer(settings.search_rate_per_s)
         self._retry = RetryPolicy(max_retries=settings.max_retries, max_retry_after_s=settings.max_wait_s)
         self._lock = threading.Lock()
         self._window_reset_at = 0.0
@@ -200,7 +228,7 @@ class HubSpotClient:
         if wait > 0:
             time.sleep(min(wait, self.settings.max_wait_s))
         if search:
-            self._search_bucket.acquire()
+            self._search_pacer.acquire()
 
     def _after_receive(self, method: str, path: str, response: httpx.Response, search: bool) -> None:
         headers = response.headers
