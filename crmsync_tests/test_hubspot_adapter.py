@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 KEY = "daktela_activity_name"
 
 
-def _call(name: str, **fields: object) -> dict[str, object]:
+def _call(name: str, **fields: Any) -> dict[str, Any]:
     return {KEY: name, "channel": "call", "timestamp": "2026-11-27T10:00:00.000Z", **fields}
 
 
@@ -144,8 +145,9 @@ def test_one_batch_create_per_hundred_activities_with_inline_associations(
 
 def test_a_bad_record_fails_alone_in_a_207_answer(hubspot_sim: HubSpotSimHandle, hubspot: HubSpotAdapter) -> None:
     hubspot_sim.app.reset_log()
-    records = [_call("good1"), _call("bad", disposition="00000000-0000-0000-0000-000000000000"), _call("good2"),
-               _call("no-time", timestamp=None), {KEY: "fbm1", "channel": "fbm", "timestamp": "2026-11-27T10:00:00Z"}]
+    records: list[dict[str, Any]] = [
+        _call("good1"), _call("bad", disposition="00000000-0000-0000-0000-000000000000"), _call("good2"),
+        _call("no-time", timestamp=None), {KEY: "fbm1", "channel": "fbm", "timestamp": "2026-11-27T10:00:00Z"}]
     results = hubspot.upsert_activities(KEY, records)
     assert isinstance(results[0], dict) and isinstance(results[2], dict)
     assert isinstance(results[1], RecordValidationError) and "hs_call_disposition" in str(results[1])
@@ -207,7 +209,7 @@ def test_linking_by_phone_and_email_is_batched_and_never_guesses(
     others = [hubspot_sim.add_contact({"lastname": f"O{i}", "phone": f"+420 608 000 {i:03d}"}, T0)
               for i in range(60)]
     hubspot_sim.app.reset_log()
-    records = [_call("a", phone="+420777111222", direction="in"),
+    records: list[dict[str, Any]] = [_call("a", phone="+420777111222", direction="in"),
                {KEY: "b", "channel": "email", "timestamp": "2026-11-27T10:00:00Z", "email": "bob@example.cz",
                 "direction": "in"},
                _call("twin", phone="+420 777 333 444"),
@@ -246,7 +248,7 @@ def test_daily_quota_exhaustion_stops_writing_and_resumes_next_day() -> None:
         resumed = hubspot_adapter(sim)
         rest = resumed.upsert_activities(KEY, [_call(f"q{i}") for i in range(100, 150)])
         assert all(isinstance(r, dict) for r in rest)
-        names = [o.properties[KEY] for o in sim.objects("calls")]
+        names = [str(o.properties[KEY]) for o in sim.objects("calls")]
         assert sorted(names) == sorted(f"q{i}" for i in range(150))
         resumed.close()
 
