@@ -8,8 +8,8 @@ one rule; every check is run directly against them and must raise ``AssertionErr
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,16 @@ def _fresh_store(tmp_path: Path) -> Path:
     return create_demo_crm(tmp_path / "conformance.sqlite", accounts=0, contacts=0, now=DEMO_NOW).path
 
 
+class RawSeeder(DemoCrmSeeder):
+    """The demo seeder plus the kit's optional ``RawModifiedSeeder`` methods (raw ``updated_at``)."""
+
+    def add_account_raw(self, record: Mapping[str, Any], raw_modified: Any) -> str:
+        return self._insert("accounts", {**record, self.modified_column: raw_modified}, None)
+
+    def add_contact_raw(self, record: Mapping[str, Any], raw_modified: Any) -> str:
+        return self._insert("contacts", {**record, self.modified_column: raw_modified}, None)
+
+
 class TestSqlCrmAdapterConformance(CrmAdapterConformance):
     """The real adapter passes every check."""
 
@@ -38,7 +48,7 @@ class TestSqlCrmAdapterConformance(CrmAdapterConformance):
 
     @pytest.fixture
     def seed(self, adapter: SqlCrmAdapter) -> DemoCrmSeeder:
-        return DemoCrmSeeder(adapter.path)
+        return RawSeeder(adapter.path)
 
     @pytest.fixture
     def broken_adapter(self, tmp_path: Path) -> Iterator[CrmAdapter]:
@@ -64,7 +74,7 @@ class TestReadOnlyAdapterConformance(CrmAdapterConformance):
 
     @pytest.fixture
     def seed(self, adapter: SqlCrmAdapter) -> DemoCrmSeeder:
-        return DemoCrmSeeder(adapter.path)
+        return RawSeeder(adapter.path)
 
 
 # -- broken adapters, one broken rule each --------------------------------------------------------
@@ -130,6 +140,35 @@ class AcceptsNaiveBounds(SqlCrmAdapter):
             return moment
 
         return super().iter_accounts(aware(since), aware(until))
+
+
+class FiltersWithSqliteStrftime(SqlCrmAdapter):
+    """The window as it was before issue 9: SQLite's ``strftime`` returns NULL for ``+0100``
+    offsets, ``d.m.Y`` and epoch text, so those rows (and unreadable ones) fall out of every window."""
+
+    def iter_accounts(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Record]:
+        table = self._accounts.table
+        modified = "strftime('%Y-%m-%dT%H:%M:%f', updated_at)"
+        conditions, params = [], []
+        for bound, operator in ((since, ">="), (until, "<")):
+            if bound is not None:
+                conditions.append(f"{modified} {operator} strftime('%Y-%m-%dT%H:%M:%f', ?)")
+                params.append(bound.astimezone(UTC).isoformat())
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return self._stream(table, f"SELECT {table.select_list} FROM accounts{where} ORDER BY {modified}, id", params)
+
+
+class DropsUnreadableRows(SqlCrmAdapter):
+    def iter_accounts(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Record]:
+        return (r for r in super().iter_accounts(since, until) if not r.get("_error"))
+
+
+class UnreadableOnlyInFullScans(SqlCrmAdapter):
+    """Yields rows whose time cannot be read only when no window is given (a full sync)."""
+
+    def iter_accounts(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Record]:
+        windowed = since is not None or until is not None
+        return (r for r in super().iter_accounts(since, until) if not (windowed and r.get("_error")))
 
 
 class ReturnsAList(SqlCrmAdapter):
@@ -245,6 +284,9 @@ BROKEN_CASES: list[tuple[type[SqlCrmAdapter], str, str]] = [
     (ComparesWallClock, "test_window_bounds_in_other_time_zones", "account"),
     (AcceptsNaiveBounds, "test_naive_window_bounds_are_rejected", "account"),
     (ReturnsAList, "test_iteration_is_lazy", "account"),
+    (FiltersWithSqliteStrftime, "test_unusual_and_unreadable_modified_times_are_not_dropped", "account"),
+    (DropsUnreadableRows, "test_unusual_and_unreadable_modified_times_are_not_dropped", "account"),
+    (UnreadableOnlyInFullScans, "test_unusual_and_unreadable_modified_times_are_not_dropped", "account"),
     (IntegerIds, "test_records_are_json_dicts_with_string_ids", "account"),
     (NotJsonSerialisable, "test_records_are_json_dicts_with_string_ids", "account"),
     (RaisesOnMissingGet, "test_get_of_a_missing_id_returns_none", "account"),
@@ -278,7 +320,7 @@ def test_kit_catches_broken_entity_adapter(
     adapter = _build(adapter_class, tmp_path)
     try:
         with pytest.raises(AssertionError):
-            getattr(CrmAdapterConformance(), check)(adapter, DemoCrmSeeder(adapter.path), entity)
+            getattr(CrmAdapterConformance(), check)(adapter, RawSeeder(adapter.path), entity)
     finally:
         adapter.close()
 

@@ -17,6 +17,8 @@ the contract, they inherit them::
         @pytest.fixture
         def seed(self, adapter):              # puts records into the store at chosen modified times
             return MySeeder(...)              # add_account(record, modified) -> id, add_contact(...)
+                                              # optional: add_account_raw(record, raw_modified) -> id,
+                                              # add_contact_raw(...) for the modified-time layout check
 
         @pytest.fixture
         def broken_adapter(self, tmp_path):   # optional: an adapter that cannot reach its CRM
@@ -60,6 +62,23 @@ class Seeder(Protocol):
 
     def add_contact(self, record: Mapping[str, Any], modified: datetime) -> str:
         """Store one contact with this modified time; return its id as the adapter reports it."""
+        ...
+
+
+class RawModifiedSeeder(Seeder, Protocol):
+    """Optionally also stores a *raw* modified value, exactly as the CRM would hold it.
+
+    With it the kit checks that every layout in ``modified_time_samples`` lands in its window
+    and that a value naming no instant is never dropped (see
+    ``test_unusual_and_unreadable_modified_times_are_not_dropped``).
+    """
+
+    def add_account_raw(self, record: Mapping[str, Any], raw_modified: Any) -> str:
+        """Store one account whose modified field holds ``raw_modified`` as is; return its id."""
+        ...
+
+    def add_contact_raw(self, record: Mapping[str, Any], raw_modified: Any) -> str:
+        """Store one contact whose modified field holds ``raw_modified`` as is; return its id."""
         ...
 
 
@@ -146,6 +165,21 @@ class CrmAdapterConformance:
     iteration_size: ClassVar[int] = 7
     #: Where on the time line seeded records go (whole seconds: many CRMs store no more).
     base_time: ClassVar[datetime] = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    #: Raw modified values a ``RawModifiedSeeder`` stores, each with the instant it names, or
+    #: ``None`` when it names none. Override with the layouts your CRM really holds; naive ones
+    #: are read in the adapter's configured zone (UTC for the SQL adapter's default).
+    modified_time_samples: ClassVar[tuple[tuple[Any, datetime | None], ...]] = (
+        ("2026-03-01T13:00:00+0100", datetime(2026, 3, 1, 12, 0, tzinfo=UTC)),  # PHP DATE_ISO8601
+        ("2026-03-01T15:00:00+01", datetime(2026, 3, 1, 14, 0, tzinfo=UTC)),
+        ("2026-03-01 15:30:00Z", datetime(2026, 3, 1, 15, 30, tzinfo=UTC)),
+        ("2026-03-01T11:00:00-05:00", datetime(2026, 3, 1, 16, 0, tzinfo=UTC)),
+        ("01.03.2026 17:15", datetime(2026, 3, 1, 17, 15, tzinfo=UTC)),  # d.m.Y H:i, naive
+        ("1772388000", datetime(2026, 3, 1, 18, 0, tzinfo=UTC)),  # epoch seconds as text
+        (1772391600000, datetime(2026, 3, 1, 19, 0, tzinfo=UTC)),  # epoch milliseconds
+        ("not a date", None),
+        ("", None),
+        ("2026-02-30T10:00:00Z", None),  # no such day: never rolled over to March
+    )
 
     # -- what the author provides -------------------------------------------------------------
     @pytest.fixture
@@ -338,6 +372,64 @@ class CrmAdapterConformance:
         naive = self.base_time.replace(tzinfo=None)
         _expect_error(ValueError, f"iter_{entity}s(since=<naive>)", lambda: list(api.iterate(naive, None)))
         _expect_error(ValueError, f"iter_{entity}s(until=<naive>)", lambda: list(api.iterate(None, naive)))
+
+    def test_unusual_and_unreadable_modified_times_are_not_dropped(
+        self, adapter: CrmAdapter, seed: Seeder, entity: str
+    ) -> None:
+        """Every layout lands in the window of its instant; a value naming no instant is in every window.
+
+        A record whose modified time cannot be read must not vanish from windowed syncs: it is
+        yielded by every ``iter_*`` call with its id and a reason under ``RECORD_ERROR_KEY``, so
+        the engine fails it visibly (``crmsync_pipelines.crm.base``).
+        """
+        add_raw = getattr(seed, f"add_{entity}_raw", None)
+        if not callable(add_raw):
+            pytest.skip(f"the seeder has no add_{entity}_raw(record, raw_modified) (RawModifiedSeeder)")
+        api = self._api(adapter, seed, entity)
+        seeded: list[tuple[str, Any, datetime | None]] = []
+        for index, (raw, instant) in enumerate(self.modified_time_samples):
+            record_id = add_raw(api.make(index), raw)
+            assert isinstance(record_id, str) and record_id, (
+                f"the seeder's add_{entity}_raw must return the new record's id as a string, got {record_id!r}"
+            )
+            seeded.append((record_id, raw, instant))
+        limit = len(seeded)
+        unreadable = {record_id for record_id, _, instant in seeded if instant is None}
+
+        def window(since: datetime | None, until: datetime | None) -> dict[str, Record]:
+            description = f"iter_{entity}s(since={since}, until={until})"
+            records = _drain(description, _call(description, lambda: api.iterate(since, until)), limit)
+            ids = _ids(description, records)
+            assert len(ids) == len(set(ids)), f"{description} yielded ids more than once: {sorted(ids)}"
+            return dict(zip(ids, records, strict=True))
+
+        everything = window(None, None)
+        missing = sorted({record_id for record_id, _, _ in seeded} - set(everything))
+        assert not missing, f"iter_{entity}s() never yielded the records seeded with these ids: {missing}"
+        far = self.base_time - timedelta(days=3650)
+        for record_id, raw, instant in seeded:
+            if instant is None:
+                for since, until in ((None, None), (far, far + timedelta(seconds=1)), (self.base_time, None)):
+                    got = window(since, until)
+                    assert record_id in got, (
+                        f"the {entity} whose modified time is {raw!r} (no instant) is missing from "
+                        f"iter_{entity}s(since={since}, until={until}): a row whose time cannot be read must "
+                        "be yielded in every window with a reason under '_error', never dropped"
+                    )
+                    assert got[record_id].get("_error"), (
+                        f"the {entity} whose modified time is {raw!r} was yielded without a reason under '_error'"
+                    )
+                continue
+            got = window(instant, instant + timedelta(seconds=1))
+            assert record_id in got, (
+                f"the {entity} modified at {raw!r} ({instant.isoformat()}) is missing from the window "
+                f"[{instant.isoformat()}, +1s): its modified time was misread or not read"
+            )
+            assert not got[record_id].get("_error"), f"the {entity} modified at {raw!r} was marked unreadable"
+            assert set(got) - unreadable == {record_id}, (
+                f"the window [{instant.isoformat()}, +1s) must hold only the {entity} modified at {raw!r} "
+                f"(and unreadable ones), got {sorted(got)}"
+            )
 
     # -- records -------------------------------------------------------------------------------
     def test_records_are_json_dicts_with_string_ids(self, adapter: CrmAdapter, seed: Seeder, entity: str) -> None:
