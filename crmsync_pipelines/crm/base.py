@@ -13,10 +13,19 @@ ask" (network, auth): the engine must never mistake an outage for a missing reco
 ``find_*_by`` with an empty value (``None``, ``""``, whitespace) raises ``ValueError``: an
 empty lookup would match an arbitrary record.
 
-A record the adapter cannot identify (for example a row whose id column is NULL) is not
-dropped and does not stop the iteration: it is yielded with ``"id": None`` and a
-human-readable reason under ``RECORD_ERROR_KEY`` (``"_error"``); the engine files it as a
-failed validation record, so it is visible instead of silently lost.
+Ids are returned exactly as the CRM stores them (``' padded '`` is not stripped): the engine
+asks ``get_*`` for the same string when it retries a failed record.
+
+No row is dropped and no bad row stops the iteration. A row the adapter can identify but not
+read (its modified time names no instant, a column holds bytes that are not UTF-8, ...) is
+yielded with its real ``"id"`` and a human-readable reason under ``RECORD_ERROR_KEY``
+(``"_error"``) naming the field and the raw value; a row whose modified time cannot be read
+belongs to no window, so it is yielded by *every* ``iter_*`` call (and by ``get_*``) until it
+is fixed. A row the adapter cannot identify (its id column is NULL) is yielded with
+``"id": None`` and a reason. The engine files each as a failed ``validation`` record, keyed by
+its id, or for a record without one by a digest of its content, so it is visible and keeps one
+dead letter instead of silently vanishing. A record without ``"id"`` *and* without a reason is
+an adapter bug; the engine fails it with a message naming the adapter method.
 
 Activities are idempotent by an external id (the Daktela activity name): ``upsert_activity``
 called twice with the same ``record[lookup_field]`` leaves one record, updated by the second
