@@ -188,7 +188,8 @@ webhook: {{secret: {SECRET}, inbox_path: inbox.sqlite}}
             crm=CrmResource(),
             staging=StagingResource(),
         ),
-        "webhook_inbox": InboxResource(config_path=str(config_path)),
+        # One attempt: the run's failure ends the events (bounded re-requests: test_webhook_leases.py).
+        "webhook_inbox": InboxResource(config_path=str(config_path), max_attempts=1),
     }
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, resources={"webhook_inbox": resources["webhook_inbox"]})

@@ -333,13 +333,14 @@ def test_wrong_method_and_unknown_path(client: httpx.Client) -> None:
 
 
 def test_healthz_reports_pending_events(client: httpx.Client) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "inbox": {"pending": 0}}
+    zero = {"pending": 0, "processed": 0, "failed": 0, "ignored": 0, "recorded_delete": 0, "leased": 0}
+    assert client.get("/healthz").json() == {"status": "ok", "inbox": zero}
     _post(client, {"event": "call_close", "name": "c1"})
     _post(client, {"event": "call_close", "name": "c2"})
     _post(client, {"event": "contact_delete", "name": "crm_1"})
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "inbox": {"pending": 2}}
+    assert response.json() == {"status": "ok", "inbox": {**zero, "pending": 2, "recorded_delete": 1}}
 
 
 def test_inbox_write_failure_is_503_not_202(tmp_path: Path) -> None:

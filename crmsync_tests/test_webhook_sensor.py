@@ -251,19 +251,25 @@ def test_sensor_requests_one_run_per_batch_and_advances_the_cursor(config_path: 
     [ignored] = inbox.events("ignored")
     assert ignored.seq == 3
     assert "auto-created from an account" in (ignored.error or "")
-    # Ticking again with the new cursor requests nothing.
+    assert requests[0].tags["crmsync/inbox_claim"] == "webhook:activity:1-4"
+    # Each requested event is leased under its run key until a run records its outcome.
+    assert {(e.seq, e.lease_token, e.attempts) for e in inbox.pending_after(0)} == {
+        (1, "webhook:activity:1-4", 1), (4, "webhook:activity:1-4", 1),
+        (2, "webhook:contact:2-2", 1), (5, "webhook:account:5-5", 1),
+    }
+    # Ticking again requests nothing: the runs were not launched yet, their leases are fresh.
     again = tick(config_path, result.cursor)
     assert isinstance(again, dg.SkipReason)
-    assert again.skip_message == "no pending webhook events since seq 5"
+    assert again.skip_message == "no unclaimed pending webhook events (cursor at seq 5)"
 
 
-def test_retick_with_the_old_cursor_reuses_run_keys(config_path: Path, inbox: Inbox, tick: Tick) -> None:
-    """If the cursor update were lost, the same events give the same run keys (deduped by Dagster)."""
+def test_retick_with_a_lost_cursor_requests_nothing_twice(config_path: Path, inbox: Inbox, tick: Tick) -> None:
+    """If the cursor update were lost, the leases still keep events from being requested twice."""
     _daktela(inbox, "call_close", "call_1")
     first = tick(config_path, "0")
     second = tick(config_path, "0")
-    assert isinstance(first, dg.SensorResult) and isinstance(second, dg.SensorResult)
-    assert [r.run_key for r in first.run_requests or []] == [r.run_key for r in second.run_requests or []]
+    assert isinstance(first, dg.SensorResult) and isinstance(second, dg.SkipReason)
+    assert [r.run_key for r in first.run_requests or []] == ["webhook:activity:1-1"]
 
 
 def test_events_arriving_later_get_new_runs(config_path: Path, inbox: Inbox, tick: Tick) -> None:

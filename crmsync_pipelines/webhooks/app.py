@@ -282,12 +282,15 @@ def create_app(
         return await receive(request, parse_crm_event)
 
     async def healthz(request: Request) -> JSONResponse:
+        """Events per inbox status (``failed`` ones wait for `crmsync inbox requeue`), and how
+        many pending events a run holds (``leased``)."""
         try:
             counts = await anyio.to_thread.run_sync(inbox.counts)
+            leased = await anyio.to_thread.run_sync(inbox.leased_count)
         except sqlite3.Error as exc:
             logger.error("webhook inbox unreadable: %s", exc)
             return _error(503, "the inbox is unavailable")
-        return JSONResponse({"status": "ok", "inbox": {"pending": counts["pending"]}})
+        return JSONResponse({"status": "ok", "inbox": {**counts, "leased": leased}})
 
     return AccessLog(
         Starlette(

@@ -8,6 +8,12 @@ Durability: ``synchronous=FULL`` by default. In WAL mode ``NORMAL`` already surv
 of the process but may lose the last commits on power loss; the 202 is a promise to the
 sender, so we pay the extra fsync (about 0.3 ms more per event here; ``bench/webhook_bench.py``
 still sustains ~590 events/s end to end on the 2-core development VM).
+
+Leases: a pending event handed to a ``webhook_sync`` run carries a lease — the claim token
+(the run key the sensor requested), the run id once the run starts, the time of the last
+heartbeat, and how many attempts it had. A run that dies (kill -9) stops renewing its lease; a
+run that fails releases it. Either way the sensor hands the event to a new run, at most
+``max_attempts`` times, then marks it ``failed`` (``crmsync inbox requeue`` puts it back).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +57,17 @@ CREATE INDEX IF NOT EXISTS webhook_events_lookup
 CREATE INDEX IF NOT EXISTS webhook_events_status ON webhook_events (status, seq);
 """
 
+#: Lease columns, added to inbox files created before leases existed (``ALTER TABLE``).
+_LEASE_COLUMNS = (
+    ("lease_token", "TEXT"),
+    ("lease_run_id", "TEXT"),
+    ("lease_at", "TEXT"),
+    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+)
+_LEASE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS webhook_events_lease ON webhook_events (lease_token) WHERE status = 'pending'"
+)
+
 
 def body_hash(body: dict[str, Any]) -> str:
     """A hash that is equal for equal payloads however their keys were ordered."""
@@ -73,6 +90,37 @@ class InboxEvent:
     run_id: str | None
     processed_at: str | None
     error: str | None
+    #: The claim token (run key) of the run the event is handed to; ``None`` while unclaimed.
+    lease_token: str | None = None
+    #: The Dagster run id, once that run started.
+    lease_run_id: str | None = None
+    #: When the lease was taken or last renewed (ISO 8601, UTC).
+    lease_at: str | None = None
+    #: How many runs the event was handed to since it was received (or re-queued).
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The pending events handed to one run (one claim token)."""
+
+    token: str
+    run_id: str | None
+    #: The oldest heartbeat among the lease's events (ISO 8601, UTC).
+    renewed_at: str
+    seqs: tuple[int, ...]
+    attempts: int
+
+    def expired(self, now: datetime, lease_s: float) -> bool:
+        return datetime.fromisoformat(self.renewed_at) + timedelta(seconds=lease_s) <= now
+
+
+@dataclass(frozen=True)
+class Released:
+    """What releasing a lease did: back to unclaimed ``pending``, or ``failed`` for good."""
+
+    requeued: tuple[int, ...]
+    failed: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -91,7 +139,7 @@ class NewEvent:
 
 _COLUMNS = (
     "seq, received_at, source, event, entity, activity_type, record_id, body_hash, body, "
-    "status, run_id, processed_at, error"
+    "status, run_id, processed_at, error, lease_token, lease_run_id, lease_at, attempts"
 )
 
 
@@ -124,6 +172,19 @@ class Inbox:
         with self._lock:
             # Every statement is IF NOT EXISTS, so concurrent first opens are harmless.
             self._conn.executescript(_SCHEMA)
+            self._add_lease_columns()
+
+    def _add_lease_columns(self) -> None:
+        """Upgrade an inbox file written before leases existed (idempotent, process-safe)."""
+        def missing() -> list[tuple[str, str]]:
+            have = {str(r[1]) for r in self._conn.execute("PRAGMA table_info(webhook_events)")}
+            return [(name, kind) for name, kind in _LEASE_COLUMNS if name not in have]
+
+        if missing():
+            with self._write():  # re-checked under the write lock: another process may have won
+                for name, kind in missing():
+                    self._conn.execute(f"ALTER TABLE webhook_events ADD COLUMN {name} {kind}")
+        self._conn.execute(_LEASE_INDEX)
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -212,17 +273,136 @@ class Inbox:
                 marks = ",".join("?" * len(chunk))
                 cursor = self._conn.execute(
                     f"UPDATE webhook_events SET status = ?, run_id = COALESCE(?, run_id), "
-                    f"processed_at = ?, error = ? WHERE seq IN ({marks})",
+                    f"processed_at = ?, error = ?, lease_token = NULL, lease_at = NULL "
+                    f"WHERE seq IN ({marks})",
                     (status, run_id, processed_at, error, *chunk),
                 )
                 changed += cursor.rowcount
         return changed
 
+    # -- leases -----------------------------------------------------------------------------
+
+    def claim(self, seqs: Iterable[int], token: str) -> list[int]:
+        """Hand unclaimed pending events to the run ``token`` names; returns the seqs taken."""
+        seq_list = [int(s) for s in seqs]
+        taken: list[int] = []
+        now = _now()
+        with self._lock, self._write():
+            for chunk in _chunks(seq_list):
+                rows = self._conn.execute(
+                    f"UPDATE webhook_events SET lease_token = ?, lease_run_id = NULL, lease_at = ?, "
+                    f"attempts = attempts + 1 WHERE seq IN ({_marks(chunk)}) AND status = 'pending' "
+                    f"AND lease_token IS NULL RETURNING seq",
+                    (token, now, *chunk),
+                ).fetchall()
+                taken.extend(int(r[0]) for r in rows)
+        return sorted(taken)
+
+    def start_lease(self, seqs: Iterable[int], token: str, run_id: str) -> list[int]:
+        """A run starts work on its events: which of ``seqs`` it owns now.
+
+        With a ``token`` (a sensor-requested run) it owns the pending events claimed under it.
+        Without one (a run launched by hand) it takes the pending events that no started run
+        holds. Events another run holds, or that are no longer pending, are not its business.
+        """
+        seq_list = [int(s) for s in seqs]
+        owned: list[int] = []
+        now = _now()
+        with self._lock, self._write():
+            for chunk in _chunks(seq_list):
+                if token:
+                    rows = self._conn.execute(
+                        f"UPDATE webhook_events SET lease_run_id = ?, lease_at = ? WHERE seq IN ({_marks(chunk)}) "
+                        f"AND status = 'pending' AND lease_token = ? RETURNING seq",
+                        (run_id, now, *chunk, token),
+                    ).fetchall()
+                else:
+                    rows = self._conn.execute(
+                        f"UPDATE webhook_events SET lease_token = ?, lease_run_id = ?, lease_at = ?, "
+                        f"attempts = attempts + CASE WHEN lease_token IS NULL THEN 1 ELSE 0 END "
+                        f"WHERE seq IN ({_marks(chunk)}) AND status = 'pending' AND lease_run_id IS NULL "
+                        f"RETURNING seq",
+                        (run_id, run_id, now, *chunk),
+                    ).fetchall()
+                owned.extend(int(r[0]) for r in rows)
+        return sorted(owned)
+
+    def renew(self, run_id: str) -> int:
+        """Heartbeat of a running run: its leases stay valid for another lease period."""
+        with self._lock, self._write():
+            cursor = self._conn.execute(
+                "UPDATE webhook_events SET lease_at = ? WHERE status = 'pending' AND lease_run_id = ?",
+                (_now(), run_id),
+            )
+        return cursor.rowcount
+
+    def leases(self) -> list[Lease]:
+        """Every live lease (pending events handed to a run), oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT lease_token, MAX(lease_run_id), MIN(lease_at), group_concat(seq), MAX(attempts) "
+                "FROM webhook_events WHERE status = 'pending' AND lease_token IS NOT NULL "
+                "GROUP BY lease_token ORDER BY MIN(seq)"
+            ).fetchall()
+        return [
+            Lease(str(token), run_id, str(renewed), tuple(sorted(int(s) for s in str(seqs).split(","))), int(attempts))
+            for token, run_id, renewed, seqs, attempts in rows
+        ]
+
+    def release(self, token: str, reason: str, *, max_attempts: int) -> Released:
+        """End the lease ``token`` without an outcome (its run died or failed).
+
+        Events that had ``max_attempts`` attempts become ``failed`` with ``reason``; the others
+        go back to unclaimed ``pending`` (the reason kept in ``error``) for the next run.
+        """
+        now = _now()
+        with self._lock, self._write():
+            failed = self._conn.execute(
+                "UPDATE webhook_events SET status = 'failed', processed_at = ?, lease_token = NULL, lease_at = NULL, "
+                "run_id = COALESCE(lease_run_id, run_id), "
+                "error = ? || ' (gave up after ' || attempts || ' attempts; requeue with `crmsync inbox requeue`)' "
+                "WHERE status = 'pending' AND lease_token = ? AND attempts >= ? RETURNING seq",
+                (now, reason[:1800], token, max_attempts),
+            ).fetchall()
+            requeued = self._conn.execute(
+                "UPDATE webhook_events SET lease_token = NULL, lease_run_id = NULL, lease_at = NULL, error = ? "
+                "WHERE status = 'pending' AND lease_token = ? RETURNING seq",
+                (reason[:2000], token),
+            ).fetchall()
+        return Released(tuple(sorted(int(r[0]) for r in requeued)), tuple(sorted(int(r[0]) for r in failed)))
+
+    def requeue(
+        self, seqs: Iterable[int] | None = None, *, status: EventStatus = "failed"
+    ) -> tuple[list[int], list[int]]:
+        """Put events with ``status`` (all of them, or only ``seqs``) back to ``pending`` with
+        fresh attempts. Returns ``(requeued, already_pending)``: an event whose identical twin
+        already waits is left as it is (the twin covers it)."""
+        if status == "pending":
+            raise ValueError("pending events are already queued")
+        where = "status = ?"
+        params: list[Any] = [status]
+        if seqs is not None:
+            seq_list = [int(s) for s in seqs]
+            if not seq_list:
+                return [], []
+            where += " AND seq IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(seq_list))
+        with self._lock, self._write():
+            wanted = [int(r[0]) for r in self._conn.execute(f"SELECT seq FROM webhook_events WHERE {where}", params)]
+            done = [int(r[0]) for r in self._conn.execute(
+                f"UPDATE OR IGNORE webhook_events SET status = 'pending', processed_at = NULL, lease_token = NULL, "
+                f"lease_run_id = NULL, lease_at = NULL, attempts = 0 WHERE {where} RETURNING seq", params)]
+        return sorted(done), sorted(set(wanted) - set(done))
+
     # -- reads ------------------------------------------------------------------------------
 
     def pending_after(self, seq: int, limit: int = 1000) -> list[InboxEvent]:
-        """Pending events with a seq greater than ``seq``, oldest first."""
+        """Pending events with a seq greater than ``seq``, oldest first (leased or not)."""
         return self._select("WHERE status = 'pending' AND seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+
+    def unclaimed(self, limit: int = 1000) -> list[InboxEvent]:
+        """Pending events no run holds, oldest first: the sensor's work list."""
+        return self._select("WHERE status = 'pending' AND lease_token IS NULL ORDER BY seq LIMIT ?", (limit,))
 
     def get(self, seqs: Iterable[int]) -> list[InboxEvent]:
         """The events with these seqs (any status), oldest first."""
@@ -233,11 +413,13 @@ class Inbox:
             found.extend(self._select(f"WHERE seq IN ({','.join('?' * len(chunk))})", tuple(chunk)))
         return sorted(found, key=lambda e: e.seq)
 
-    def events(self, status: EventStatus | None = None) -> list[InboxEvent]:
+    def events(self, status: EventStatus | None = None, limit: int | None = None) -> list[InboxEvent]:
         """Every event (or those with one status), oldest first; for operators and tests."""
+        tail = " LIMIT ?" if limit is not None else ""
+        extra: tuple[Any, ...] = (limit,) if limit is not None else ()
         if status is None:
-            return self._select("ORDER BY seq", ())
-        return self._select("WHERE status = ? ORDER BY seq", (status,))
+            return self._select("ORDER BY seq" + tail, extra)
+        return self._select("WHERE status = ? ORDER BY seq" + tail, (status, *extra))
 
     def counts(self) -> dict[str, int]:
         """Events per status; every status is present, zero when absent."""
@@ -246,6 +428,14 @@ class Inbox:
         counts: dict[str, int] = dict.fromkeys(EVENT_STATUSES, 0)
         counts.update({str(status): int(n) for status, n in rows})
         return counts
+
+    def leased_count(self) -> int:
+        """Pending events currently handed to a run."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM webhook_events WHERE status = 'pending' AND lease_token IS NOT NULL"
+            ).fetchone()
+        return int(row[0])
 
     def max_seq(self) -> int:
         """The highest seq ever stored (0 for an empty inbox)."""
@@ -271,6 +461,10 @@ class Inbox:
                 run_id=r[10],
                 processed_at=r[11],
                 error=r[12],
+                lease_token=r[13],
+                lease_run_id=r[14],
+                lease_at=r[15],
+                attempts=int(r[16] or 0),
             )
             for r in rows
         ]
@@ -284,6 +478,16 @@ class Inbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _chunks(seqs: list[int], size: int = 500) -> Iterable[list[int]]:
+    """SQLite limits host parameters per statement; 500 stays far below every build's limit."""
+    for start in range(0, len(seqs), size):
+        yield seqs[start : start + size]
+
+
+def _marks(chunk: Sequence[int]) -> str:
+    return ",".join("?" * len(chunk))
 
 
 class _WriteTransaction:
