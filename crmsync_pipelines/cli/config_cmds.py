@@ -55,11 +55,12 @@ def validate(config_path: Path | None) -> None:
 
 def _checked_adapter(path: Path, config: SyncConfig) -> str:
     """How ``crm.adapter`` resolves; an unknown name or an import path that fails ends the command."""
-    from crmsync_pipelines.crm.registry import built_in_adapters, resolve_adapter
+    from crmsync_pipelines.crm.registry import built_in_adapters, check_adapter_settings, resolve_adapter
 
     name = config.crm.adapter.strip()
     try:
         resolve_adapter(name)
+        check_adapter_settings(config.crm)  # a built-in's own keys (raynet: instance_name, api_key, ...)
     except ConfigError as exc:
         error = ConfigError(exc.reason, file=display_path(path), path=exc.path)
         raise click.ClickException(f"Configuration error: {error}") from None

@@ -304,7 +304,9 @@ class RaynetAdapter(CrmAdapter):
         if column is None:
             allowed = ", ".join(["id", *FIND_COLUMNS[entity], *PHONE_FIELDS[entity]])
             raise ValueError(f"Raynet {entity} cannot be looked up by {field!r}; use one of {allowed}")
-        body = self._get(f"{entity}/", {f"{column}[EQ]": wanted, "sortColumn": "id", "sortDirection": "ASC",
+        # E-mails compare case-insensitively (LIKE_NOCASE without a wildcard); the exact check is ours.
+        op = "LIKE_NOCASE" if "email" in column and "%" not in wanted else "EQ"
+        body = self._get(f"{entity}/", {f"{column}[{op}]": wanted, "sortColumn": "id", "sortDirection": "ASC",
                                         "limit": _FIND_LIMIT})
         for raw in body.get("data") or []:
             record = entity_record(raw)
