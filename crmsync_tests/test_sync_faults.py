@@ -48,10 +48,12 @@ def test_token_revoked_mid_run_stops_writing_and_the_next_run_completes(engine_e
     assert engine_env.sim.token not in " ".join(f["error_message"] for f in failed)
     assert not next(c for c in load.checks if c.name == "no_failed_records").passed
 
-    # A later run with a valid token writes exactly the records that were held.
+    # A later run with a valid token writes exactly the records that were held, even when its
+    # window no longer contains them (the next partition): auth failures are retried by themselves.
     engine_env.sim.clear_faults()
     engine_env.sim.reset_log()
-    again = engine.sync("contact", ALL, "run-2")[-1]
+    again = engine.sync("contact", Window(datetime.now(UTC) + timedelta(days=1), None), "run-2")[-1]
+    assert again.counts.get("retried") == total - 10
     assert again.counts.get("created") == total - 10 and again.counts.get("failed", 0) == 0
     assert engine_env.sim.request_count("POST", CONTACTS) == total - 10
     assert engine.staging.failed_records() == []

@@ -312,8 +312,12 @@ class SyncEngine:
         return report
 
     def _retry_transient(self, entity: Entity, batch: str, run_id: str, report: StageReport) -> None:
-        """Transient dead letters from earlier runs are retried automatically (bounded)."""
-        candidates = self.staging.failed_ids(entity, ["transient"], self.ctx.settings.auto_retry_limit)
+        """Transient and auth dead letters from earlier runs are retried automatically (bounded).
+
+        An ``auth`` failure says nothing about the record (the token was refused mid-run), so
+        it is retried like a transient one once a run gets through with a valid token.
+        """
+        candidates = self.staging.failed_ids(entity, ["transient", "auth"], self.ctx.settings.auto_retry_limit)
         if not candidates:
             return
         in_batch = self.staging.batch_source_ids(batch, candidates)
