@@ -383,3 +383,58 @@ def test_batch_find_chunks_large_id_lists(empty_crm_path: Path) -> None:
     assert sorted(found) == sorted(wanted[:-1])
     assert len(adapter.get_accounts([str(i) for i in range(50)])) == 0
     adapter.close()
+
+
+# -- rows the adapter cannot fully read (issue 9 §4) ---------------------------------------------------------
+def test_invalid_utf8_row_is_yielded_failed_and_the_stream_goes_on(
+    empty_crm_path: Path, crm_seeder: DemoCrmSeeder
+) -> None:
+    ids = [crm_seeder.add_contact({"first_name": "Eva", "last_name": f"N{i}"}, T0 + timedelta(minutes=i))
+           for i in range(25)]
+    with sqlite3.connect(empty_crm_path) as conn:
+        conn.execute("UPDATE contacts SET last_name = CAST(x'4a616efffe' AS TEXT) WHERE id = ?", [ids[10]])
+        conn.execute("UPDATE contacts SET first_name = CAST(x'ff' AS TEXT) WHERE id = ?", [ids[11]])
+    adapter = _adapter(empty_crm_path, fetch_size=4)
+    records = list(adapter.iter_contacts())
+    assert [r["id"] for r in records] == ids, "every row, in order, exactly once"
+    errors = {r["id"]: r.get(RECORD_ERROR_KEY) for r in records if r.get(RECORD_ERROR_KEY)}
+    assert errors == {
+        ids[10]: "column 'last_name' is not valid UTF-8 text (b'Jan\\xff\\xfe')",
+        ids[11]: "column 'first_name' is not valid UTF-8 text (b'\\xff')",
+    }
+    json.dumps(records)
+    windowed = [r["id"] for r in adapter.iter_contacts(T0 + timedelta(minutes=9), T0 + timedelta(minutes=12))]
+    assert windowed == ids[9:12]
+    single = adapter.get_contact(ids[10])
+    assert single is not None and single[RECORD_ERROR_KEY].startswith("column 'last_name'")
+    batch = adapter.get_contacts(ids[9:13])
+    assert sorted(batch) == sorted(ids[9:13]) and RECORD_ERROR_KEY not in batch[ids[9]]
+    assert [r["id"] for r in adapter.search_contacts("n1")] == [ids[1], *ids[11:20]]  # not the bad N10
+    assert adapter.get_contact(ids[12]) == records[12], "the shared connection reads strictly again"
+    adapter.close()
+
+
+def test_explicit_modified_formats(tmp_path: Path) -> None:
+    db = tmp_path / "formats.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT, changed_ms INTEGER)")
+        conn.execute("CREATE TABLE contacts (id TEXT PRIMARY KEY, name TEXT, jd REAL)")
+        conn.executemany("INSERT INTO accounts VALUES (?, ?, ?)",
+                         [("a", "A", int(T0.timestamp() * 1000)), ("b", "B", "soon")])
+        conn.execute("INSERT INTO contacts VALUES ('c', 'C', julianday(?))", [T0.isoformat()])
+    adapter = SqlCrmAdapter.from_settings(
+        {
+            "path": "formats.sqlite",
+            "accounts": {"table": "accounts", "modified_column": "changed_ms", "modified_format": "unixepoch_ms"},
+            "contacts": {"table": "contacts", "modified_column": "jd", "modified_format": "julianday"},
+            "activities": None,
+        },
+        tmp_path,
+    )
+    accounts = {r["id"]: r for r in adapter.iter_accounts(T0, T0 + timedelta(milliseconds=1))}
+    assert sorted(accounts) == ["a", "b"] and RECORD_ERROR_KEY not in accounts["a"]
+    assert accounts["b"][RECORD_ERROR_KEY] == (
+        "unreadable modified time in column 'changed_ms': 'soon' is not a number, but modified_format is 'unixepoch_ms'"
+    )
+    assert [r["id"] for r in adapter.iter_contacts(T0 - timedelta(seconds=1), T0 + timedelta(seconds=1))] == ["c"]
+    adapter.close()
