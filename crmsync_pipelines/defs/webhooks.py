@@ -256,15 +256,16 @@ def webhook_inbox_sensor(
         context.log.info(f"found {len(events)} unclaimed pending events ({expired} released from dead or failed runs)")
         if not events:
             return dg.SkipReason(f"no unclaimed pending webhook events (cursor at seq {after})")
-        attempts = {e.seq: e.attempts for e in events}
+        claims = {e.seq: (e.claims, e.attempts) for e in events}
         plan = plan_batches(events, webhook_inbox.resolver_for)
         for seq, reason in plan.ignored:
             inbox.mark([seq], "ignored", error=reason)
         run_requests = []
         for batch in plan.batches:
-            retry = max(attempts[seq] for seq in batch.seqs)
+            handed = max(claims[seq][0] for seq in batch.seqs)
+            attempt = max(claims[seq][1] for seq in batch.seqs) + 1
             # Dagster never runs a run key twice, so a re-request needs its own key.
-            token = batch.run_key if retry == 0 else f"{batch.run_key}:attempt{retry + 1}:{_retry_stamp()}"
+            token = batch.run_key if handed == 0 else f"{batch.run_key}:attempt{attempt}:{_retry_stamp()}"
             taken = inbox.claim(batch.seqs, token)
             if not taken:
                 continue

@@ -63,6 +63,7 @@ _LEASE_COLUMNS = (
     ("lease_run_id", "TEXT"),
     ("lease_at", "TEXT"),
     ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("claims", "INTEGER NOT NULL DEFAULT 0"),
 )
 _LEASE_INDEX = (
     "CREATE INDEX IF NOT EXISTS webhook_events_lease ON webhook_events (lease_token) WHERE status = 'pending'"
@@ -98,6 +99,8 @@ class InboxEvent:
     lease_at: str | None = None
     #: How many runs the event was handed to since it was received (or re-queued).
     attempts: int = 0
+    #: How many runs it was ever handed to (never reset: re-requests need fresh run keys).
+    claims: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ class NewEvent:
 
 _COLUMNS = (
     "seq, received_at, source, event, entity, activity_type, record_id, body_hash, body, "
-    "status, run_id, processed_at, error, lease_token, lease_run_id, lease_at, attempts"
+    "status, run_id, processed_at, error, lease_token, lease_run_id, lease_at, attempts, claims"
 )
 
 
@@ -291,8 +294,8 @@ class Inbox:
             for chunk in _chunks(seq_list):
                 rows = self._conn.execute(
                     f"UPDATE webhook_events SET lease_token = ?, lease_run_id = NULL, lease_at = ?, "
-                    f"attempts = attempts + 1 WHERE seq IN ({_marks(chunk)}) AND status = 'pending' "
-                    f"AND lease_token IS NULL RETURNING seq",
+                    f"attempts = attempts + 1, claims = claims + 1 WHERE seq IN ({_marks(chunk)}) "
+                    f"AND status = 'pending' AND lease_token IS NULL RETURNING seq",
                     (token, now, *chunk),
                 ).fetchall()
                 taken.extend(int(r[0]) for r in rows)
@@ -319,7 +322,8 @@ class Inbox:
                 else:
                     rows = self._conn.execute(
                         f"UPDATE webhook_events SET lease_token = ?, lease_run_id = ?, lease_at = ?, "
-                        f"attempts = attempts + CASE WHEN lease_token IS NULL THEN 1 ELSE 0 END "
+                        f"attempts = attempts + CASE WHEN lease_token IS NULL THEN 1 ELSE 0 END, "
+                        f"claims = claims + CASE WHEN lease_token IS NULL THEN 1 ELSE 0 END "
                         f"WHERE seq IN ({_marks(chunk)}) AND status = 'pending' AND lease_run_id IS NULL "
                         f"RETURNING seq",
                         (run_id, run_id, now, *chunk),
@@ -465,6 +469,7 @@ class Inbox:
                 lease_run_id=r[14],
                 lease_at=r[15],
                 attempts=int(r[16] or 0),
+                claims=int(r[17] or 0),
             )
             for r in rows
         ]
