@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "reset-state": "crmsync_pipelines.cli.sync_cmds:reset_state",
     "retry-failed": "crmsync_pipelines.cli.sync_cmds:retry_failed",
     "serve-webhooks": "crmsync_pipelines.cli.webhooks_cmd:serve_webhooks",
+    "inbox": "crmsync_pipelines.cli.inbox_cmd:inbox",
     "simulator": "crmsync_pipelines.cli.simulator_cmd:simulator",
     "demo-crm": "crmsync_pipelines.cli.demo_crm_cmd:demo_crm",
     "demo": "crmsync_pipelines.cli.demo_cmd:demo",
