@@ -176,7 +176,9 @@ def _strip_labels(text: str) -> str | None:
         start -= 1
     while start < first.start() and text[start] in " \u00a0":
         start += 1
-    last = max(m.end() for m in _DIGIT.finditer(text))
+    last = len(text)
+    while not text[last - 1].isdecimal():  # str.isdecimal is exactly the \d of a str pattern
+        last -= 1
     end = last
     tail = text[end:]
     if tail.lstrip().startswith(")") and text[:last].count("(") > text[:last].count(")"):
