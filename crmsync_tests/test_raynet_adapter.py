@@ -44,7 +44,8 @@ def test_window_edges_are_exact_to_the_second(raynet_sim: RaynetSimulatorHandle,
     assert query["userAccount-id[EQ]"] == "" and query["dateFormat"] == "ISO8601"
 
 
-def test_staff_with_user_accounts_are_not_contacts(raynet_sim: RaynetSimulatorHandle, make_raynet: RaynetFactory) -> None:
+def test_staff_with_user_accounts_are_not_contacts(raynet_sim: RaynetSimulatorHandle,
+                                                   make_raynet: RaynetFactory) -> None:
     ids = _persons(raynet_sim, 2)
     assert sorted(r["id"] for r in make_raynet().iter_contacts()) == sorted(ids)
     everyone = make_raynet(contacts_exclude_users=False)
@@ -173,7 +174,8 @@ def test_update_by_ledger_id_is_one_post_and_ext_ids_with_dots_are_encoded(
     [updated] = adapter.upsert_activities("extId", [{**_call(name, status="COMPLETED",
                                                             completed="2026-03-01T12:05:00+01:00"),
                                                      "id": created["id"]}])
-    assert [(r.method, r.path) for r in raynet_sim.request_log] == [("POST", f"/api/v2/phoneCall/{created['id'][10:]}/")]
+    post = ("POST", f"/api/v2/phoneCall/{created['id'][10:]}/")
+    assert [(r.method, r.path) for r in raynet_sim.request_log] == [post]
     assert updated["completed"] == "2026-03-01T11:05:00+00:00"
     assert adapter.find_activity_by("extId", name)["status"] == "COMPLETED"
     assert adapter.find_activity_by("extId", "activities_unknown") is None

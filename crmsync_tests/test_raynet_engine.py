@@ -68,7 +68,8 @@ def test_every_channel_lands_once_with_one_write_each_and_a_rerun_sends_nothing(
 def test_a_late_closed_call_is_one_post_to_the_same_raynet_record(raynet_engine_env: RaynetEngineEnv) -> None:
     env = raynet_engine_env
     engine = env.engine()
-    open_call = next(a["name"] for a in env.daktela.all("activities") if a["type"] == "CALL" and not a.get("time_close"))
+    open_call = next(a["name"] for a in env.daktela.all("activities")
+                     if a["type"] == "CALL" and not a.get("time_close"))
     engine.sync("activity", ALL, "run-1")
     entity, before = _raynet_activities(env)[open_call]
     assert (entity, before["status"], before["completed"]) == ("phoneCall", "SCHEDULED", None)
