@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "serve-webhooks": "crmsync_pipelines.cli.webhooks_cmd:serve_webhooks",
     "inbox": "crmsync_pipelines.cli.inbox_cmd:inbox",
     "simulator": "crmsync_pipelines.cli.simulator_cmd:simulator",
+    "crm-simulator": "crmsync_pipelines.cli.crm_simulator_cmd:crm_simulator",
     "demo-crm": "crmsync_pipelines.cli.demo_crm_cmd:demo_crm",
     "demo": "crmsync_pipelines.cli.demo_cmd:demo",
     "dev": "crmsync_pipelines.cli.demo_cmd:dev",

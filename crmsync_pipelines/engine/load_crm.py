@@ -110,8 +110,8 @@ class CrmActivityLoader:
                 target = None if memory is None or memory[1] is None else str(memory[1])
                 if outcome.wants_plan:
                     fields = tuple(FieldChange(p, None, v) for p, v in flatten(payload).items())
-                    action = "create" if target is None else "update"
-                    outcome.planned.append(PlannedChange("activity", row.source_id, key, action, fields))
+                    outcome.planned.append(PlannedChange("activity", row.source_id, key,
+                                                         "create" if target is None else "update", fields))
                 writes.append((row, target is None, target))
                 continue
             current = existing.get(key)

@@ -275,7 +275,8 @@ class RaynetAdapter(CrmAdapter):
                     found[record["id"]] = record
                     missing.discard(record["id"])
             offset += len(data)
-            total = body.get("totalCount") if isinstance(body.get("totalCount"), int) else offset
+            reported = body.get("totalCount")
+            total = reported if isinstance(reported, int) else offset
             if len(data) < limit or offset >= total:
                 break
             if math.ceil((total - offset) / limit) > len(missing):
@@ -416,7 +417,8 @@ class RaynetAdapter(CrmAdapter):
         if name is None or not str(name).strip():
             raise RaynetValidationError("the activity has no Daktela name to use as its extId", field=LOOKUP_FIELD)
         entity = entity_for(payload, self.settings.activities)
-        link = payload.get("link") if isinstance(payload.get("link"), dict) else {}
+        given = payload.get("link")
+        link: dict[str, Any] = given if isinstance(given, dict) else {}
         needs_index = (
             payload.get("owner") in (None, "") and link.get("agent_email")
         ) or payload.get("company") in (None, "") or payload.get("person") in (None, "")

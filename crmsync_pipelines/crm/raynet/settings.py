@@ -28,6 +28,8 @@ SETTINGS_ROOT = "crm"
 #: Raynet's activity entities that can hold a contact-centre event (``/activity/`` is read-only).
 ActivityEntity = Literal["phoneCall", "email", "task", "event", "meeting", "letter"]
 Priority = Literal["MINOR", "DEFAULT", "CRITICAL"]
+LinkKey = Literal["phone", "email"]
+_LINK_KEYS: tuple[LinkKey, ...] = ("phone", "email")
 
 #: The instance slug as it appears in ``https://app.raynet.cz/<instance>/`` and ``X-Instance-Name``.
 _INSTANCE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -62,7 +64,7 @@ class RaynetActivitySettings(_Strict):
     #: ``MINOR`` | ``DEFAULT`` | ``CRITICAL`` (required by Raynet on create).
     priority: Priority = "DEFAULT"
     #: How an activity without a Daktela contact of ours is matched to a Raynet person.
-    link_by: list[Literal["phone", "email"]] = Field(default_factory=lambda: ["phone", "email"])
+    link_by: list[LinkKey] = Field(default_factory=lambda: list(_LINK_KEYS))
 
     @field_validator("ext_id_prefix")
     @classmethod

@@ -1,0 +1,105 @@
+"""``crmsync crm-simulator <crm>``: run a bundled CRM simulator in the foreground.
+
+One sub-command per simulated CRM (``raynet``; another CRM adds its own with
+``@crm_simulator.command("<name>")`` and reuses ``serve_until_stopped``). Each prints the
+settings a ``sync.yaml`` needs to reach it and runs until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from types import FrameType
+from typing import Any
+
+import click
+
+from crmsync_pipelines.simulator import Fault
+
+
+def parse_faults(specs: tuple[str, ...]) -> list[Fault]:
+    """``ROUTE=WHAT[xTIMES]`` specs (the Daktela simulator's syntax) as faults; bad ones are usage errors."""
+    faults = []
+    for spec in specs:
+        try:
+            faults.append(Fault.parse(spec))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fault") from None
+    return faults
+
+
+def serve_until_stopped(running: AbstractContextManager[Any], describe: Any) -> None:
+    """Enter ``running`` (a simulator context manager), print ``describe(handle)``, wait for a signal."""
+    stop = threading.Event()
+
+    def _request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with running as handle:
+            lines: Iterator[str] = describe(handle)
+            for line in lines:
+                click.echo(line)
+            click.echo("Press Ctrl-C to stop.", err=True)
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@click.group("crm-simulator")
+def crm_simulator() -> None:
+    """Run a bundled CRM simulator on loopback (for demos, tests and trying crmsync without a CRM)."""
+
+
+@crm_simulator.command("raynet")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep it loopback).")
+@click.option("--port", default=8766, show_default=True, type=int, help="Port; 0 picks a free one.")
+@click.option("--seed", default="demo", show_default=True, help="Demo data seed; 'none' for users only.")
+@click.option("--companies", default=12, show_default=True, type=int, help="Demo companies.")
+@click.option("--persons", default=40, show_default=True, type=int, help="Demo persons.")
+@click.option("--instance", "instance_name", default="demo-crm", show_default=True, help="X-Instance-Name.")
+@click.option("--username", default="integrace@example.com", show_default=True, help="The API user's login.")
+@click.option("--api-key", default="sim-raynet-api-key", show_default=True, help="The valid API key.")
+@click.option("--user-zone", default="Europe/Prague", show_default=True, help="The API user's time zone.")
+@click.option("--daily-limit", default=24_000, show_default=True, type=int, help="Requests per UTC day.")
+@click.option("--quota-status", type=click.Choice(["429", "503"]), default="429", show_default=True,
+              help="Answer once the daily budget is spent (503: the older docs).")
+@click.option("--limit-mode", type=click.Choice(["clamp", "error"]), default="clamp", show_default=True,
+              help="What limit > 1000 does.")
+@click.option("--strict-activity-insert", is_flag=True, help="Refuse status/customFields in activity creates.")
+@click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added to every request.")
+@click.option("--fault", "faults", multiple=True,
+              help="ROUTE=WHAT[xTIMES], e.g. 'PUT /api/v2/phoneCall/=500x2' or '*=429:5' (Retry-After 5).")
+def raynet(host: str, port: int, seed: str, companies: int, persons: int, instance_name: str, username: str,
+           api_key: str, user_zone: str, daily_limit: int, quota_status: str, limit_mode: str,
+           strict_activity_insert: bool, latency_ms: float, faults: tuple[str, ...]) -> None:
+    """The Raynet CRM API v2 simulator (docs/crms/raynet.md)."""
+    from crmsync_pipelines.crm.raynet.simulator import RaynetSimConfig, RaynetSimulatorHandle, run_raynet_simulator
+
+    parsed = parse_faults(faults)
+    config = RaynetSimConfig(
+        host=host, port=port, seed=None if seed.lower() in ("none", "") else seed, companies=companies,
+        persons=persons, instance_name=instance_name, username=username, api_key=api_key, user_zone=user_zone,
+        daily_limit=daily_limit, quota_status=int(quota_status),  # type: ignore[arg-type]
+        limit_mode=limit_mode,  # type: ignore[arg-type]
+        strict_activity_insert=strict_activity_insert, latency_ms=latency_ms,
+    )
+
+    def describe(handle: RaynetSimulatorHandle) -> Iterator[str]:
+        for fault in parsed:
+            handle.add_fault(fault)
+        yield f"Raynet simulator listening on {handle.base_url}"
+        yield "Point crm: {adapter: raynet} at it with:"
+        yield f"  export RAYNET_BASE_URL={handle.api_url}"
+        yield f"  export RAYNET_INSTANCE={handle.config.instance_name}"
+        yield f"  export RAYNET_USERNAME={handle.config.username}"
+        yield f"  export RAYNET_API_KEY={handle.config.api_key}"
+        yield f"  export RAYNET_OWNER_ID={handle.user_ids[-1]}"
+
+    serve_until_stopped(run_raynet_simulator(config), describe)
+    click.echo("Raynet simulator stopped.", err=True)

@@ -1,0 +1,73 @@
+"""``crmsync crm-simulator raynet`` and ``crmsync crm-inspect`` against a Raynet simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from crmsync_pipelines.cli.main import cli
+from crmsync_pipelines.crm.raynet.simulator import RaynetSimulatorHandle
+from crmsync_tests.fixtures.raynet import RAYNET_MAPPINGS, raynet_environment
+
+
+def test_crm_simulator_raynet_serves_until_sigterm(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crmsync_pipelines.cli.main", "crm-simulator", "raynet", "--port", "0",
+         "--daily-limit", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(7)]
+        url = next(line.split("=", 1)[1].strip() for line in lines if "RAYNET_BASE_URL" in line)
+        answer = httpx.get(url + "person/", auth=("integrace@example.com", "sim-raynet-api-key"),
+                           headers={"X-Instance-Name": "demo-crm"}, params={"limit": 1})
+        assert answer.status_code == 200 and answer.json()["totalCount"] == 43  # 40 demo persons + 3 users
+        assert answer.headers["X-Ratelimit-Limit"] == "5"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert "Raynet simulator stopped." in err
+
+
+@pytest.fixture
+def raynet_config(raynet_demo_sim: RaynetSimulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    config = (RAYNET_MAPPINGS / "sync.yaml").read_text(encoding="utf-8").replace("../../data/", f"{tmp_path}/")
+    config = config.replace("mapping_file: ", f"mapping_file: {RAYNET_MAPPINGS}/")
+    path = tmp_path / "sync.yaml"
+    path.write_text(config, encoding="utf-8")
+    for name, value in {**raynet_environment(raynet_demo_sim), "DAKTELA_INSTANCE_URL": "https://x.daktela.com",
+                        "DAKTELA_ACCESS_TOKEN": "t"}.items():
+        monkeypatch.setenv(name, value)
+    return path
+
+
+def test_crm_inspect_works_on_raynet(raynet_demo_sim: RaynetSimulatorHandle, raynet_config: Path) -> None:
+    runner = CliRunner()
+
+    def inspect(*args: str) -> str:
+        result = runner.invoke(cli, ["crm-inspect", "-c", str(raynet_config), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert json.loads(inspect("--json", "ping"))["success"] is True
+    listed = inspect("--limit", "3", "list", "contact")
+    assert "firstName" in listed and "lastName" in listed
+    fields = inspect("--limit", "5", "fields", "account")
+    assert "primaryAddress.contactInfo.email" in fields
+    person = next(p for p in raynet_demo_sim.store.all("person") if not p.get("userAccount"))
+    shown = json.loads(inspect("--json", "find", "contact", "contactInfo.email", person["contactInfo"]["email"]))
+    assert str(person["id"]) in json.dumps(shown)
+    assert person["lastName"] in inspect("search", "contact", person["lastName"])
+    missing = runner.invoke(cli, ["crm-inspect", "-c", str(raynet_config), "show", "contact", "99999"])
+    assert missing.exit_code == 1
+    assert raynet_demo_sim.config.api_key not in listed + fields + missing.output
