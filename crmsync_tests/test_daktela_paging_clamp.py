@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from crmsync_pipelines.daktela import DaktelaAdapter, DaktelaClient, DaktelaProtocolError
+from crmsync_pipelines.engine import Window
 from crmsync_pipelines.simulator import SimulatorHandle, run_simulator
+from crmsync_tests.fixtures.engine import _env
 
 ACTIVITIES = "/api/v6/activities.json"
 CONTACTS = "/api/v6/contacts.json"
@@ -100,3 +103,18 @@ def test_an_empty_page_while_total_says_more_fails_visibly(capped: SimulatorHand
     with pytest.raises(DaktelaProtocolError, match="42 more records"):
         list(adapter.iter_activities("call", since=None, until=None))
     adapter.close()
+
+
+def test_engine_extracts_every_activity_when_the_server_caps_pages(
+    capped: SimulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's extract stage stages all 4,200 (loading them is the same as for any page size)."""
+    env = _env(tmp_path, capped, monkeypatch)
+    engine = env.engine(accounts=False, contacts=False, activities=True)
+    report = engine.extract("activity", Window(None, None), "run-1")
+    assert report.counts["extracted"] == COUNT
+    batch = engine.staging.latest_batch("activity", None, None, run_id="run-1")
+    assert batch is not None
+    staged = {sid for chunk in engine.staging.iter_raw(batch.batch_id) for sid, _ in chunk}
+    assert staged == {f"activities_cap{i:05d}" for i in range(COUNT)}
+    engine.close()
