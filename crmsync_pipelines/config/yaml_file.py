@@ -17,7 +17,10 @@ of it is used (each limit is a ``ConfigError``, never a hang, a memory blow-up o
   computed on the node graph in linear time before anything is constructed. An alias
   that contains itself (``&a [*a]``) is refused as recursive.
 - a value that cannot be constructed (an integer of 5,000 digits, a date like
-  ``2026-13-45``) is an error at its line and column.
+  ``2026-13-45``) is an error at its line and column;
+- a key written twice in one mapping is an error (YAML requires unique keys; PyYAML would
+  silently keep the last one, so ``batch_size`` added by tooling below an existing one would
+  win or lose unnoticed). Keys brought in by a ``<<`` merge may be overridden, as YAML allows.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from crmsync_pipelines.errors import ConfigError
 
@@ -66,6 +69,18 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise _LimitError(problem=f"duplicate key {key!r} (YAML keys must be unique)",
+                                  problem_mark=key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         try:

@@ -1,0 +1,346 @@
+"""Hostile and wrong configuration: bounded YAML (issue 11) and every numeric knob (issue 10 §4).
+
+Every case is a ``ConfigError`` with the file, the key path (or line and column) and what is
+allowed, from ``load_config`` and from the real CLI, which never prints a traceback.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from crmsync_pipelines.cli.demo_setup import DemoPaths, write_demo_config
+from crmsync_pipelines.cli.main import cli
+from crmsync_pipelines.config import load_config, load_raw_config
+from crmsync_pipelines.config.yaml_file import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, load_yaml_text
+from crmsync_pipelines.errors import ConfigError
+from crmsync_pipelines.mapping import load_mapping
+
+TOKEN = "abcd1234efgh5678-token"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    paths = DemoPaths.under(tmp_path)
+    write_demo_config(paths)
+    paths.crm.write_bytes(b"")
+    monkeypatch.setenv("DAKTELA_INSTANCE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("DAKTELA_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("WEBHOOK_SECRET", "whsec-0123456789abcdef")
+    monkeypatch.delenv("CRMSYNC_CONFIG", raising=False)
+    monkeypatch.delenv("SYNC_CONFIG_PATH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return Path("sync.yaml")  # relative, so messages name it as a user would see it
+
+
+def _with(config_file: Path, section: str, lines: str) -> Path:
+    """The demo config with ``lines`` (already indented) added at the top of ``section:``."""
+    text = config_file.read_text(encoding="utf-8")
+    assert f"\n{section}:\n" in text
+    config_file.write_text(text.replace(f"\n{section}:\n", f"\n{section}:\n{lines}", 1), encoding="utf-8")
+    return config_file
+
+
+def _set(config_file: Path, path: str, value: str) -> Path:
+    """The demo config with the key at dotted ``path`` set to the YAML scalar ``value`` (added or replaced)."""
+    document = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    *parents, key = path.split(".")
+    node = document
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[key] = yaml.safe_load(f"v: {value}")["v"]
+    config_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return config_file
+
+
+def _error(path: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return info.value
+
+
+def _bomb(indent: str, levels: int = 9, fan_out: int = 10) -> str:
+    lines = [f'{indent}l0: &l0 ["lol ${{DAKTELA_ACCESS_TOKEN}}"]']
+    for level in range(1, levels + 1):
+        refs = ", ".join([f"*l{level - 1}"] * fan_out)
+        lines.append(f"{indent}l{level}: &l{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+# -- YAML bounds -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "indent"),
+    [("crm", "  "), ("daktela", "  "), ("webhook", "  "), ("raynet", "  ")],
+)
+def test_alias_bomb_is_refused_before_interpolation(config_file: Path, section: str, indent: str) -> None:
+    if section == "raynet":
+        config_file.write_text(config_file.read_text(encoding="utf-8") + "raynet:\n" + _bomb(indent), "utf-8")
+    else:
+        _with(config_file, section, _bomb(indent))
+    error = _error(config_file)
+    assert error.file == "sync.yaml"
+    assert error.reason.startswith("invalid YAML at line ")
+    assert error.reason.endswith(f"more than {MAX_NODES:,} values once aliases are expanded (an alias bomb?)")
+    with pytest.raises(ConfigError, match="alias bomb"):
+        load_raw_config(config_file)  # the adapter-section reader is bounded too
+
+
+def test_alias_bomb_in_a_mapping_file(config_file: Path, tmp_path: Path) -> None:
+    mapping = tmp_path / "bomb-mapping.yaml"
+    mapping.write_text("entity: contact\nlookup_field: name\nx:\n" + _bomb("  ") + "mappings: []\n", "utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_mapping(mapping)
+    assert "alias bomb" in str(info.value)
+    assert str(mapping.name) in str(info.value)
+
+
+def test_ordinary_aliases_and_merge_keys_still_work() -> None:
+    text = "base: &b {a: 1, b: [x, y]}\none: *b\ntwo:\n  <<: *b\n  c: 2\nlist: [*b, *b]\n"
+    assert load_yaml_text(text) == {
+        "base": {"a": 1, "b": ["x", "y"]},
+        "one": {"a": 1, "b": ["x", "y"]},
+        "two": {"a": 1, "b": ["x", "y"], "c": 2},
+        "list": [{"a": 1, "b": ["x", "y"]}, {"a": 1, "b": ["x", "y"]}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: " + "[" * 2000 + "]" * 2000 + "\n", f"nested deeper than {MAX_DEPTH} levels"),
+        ("a: " + "{b: " * 2000 + "1" + "}" * 2000 + "\n", f"nested deeper than {MAX_DEPTH} levels"),
+        ("".join("  " * i + f"k{i}:\n" for i in range(100)) + "  " * 100 + "v: 1\n",
+         f"nested deeper than {MAX_DEPTH} levels"),
+        ("l0: &l0 " + "[" * 40 + "1" + "]" * 40 + "\nl1: " + "[" * 40 + "*l0" + "]" * 40 + "\n",
+         f"nested deeper than {MAX_DEPTH} levels once aliases are expanded"),
+        ("a: &a [*a]\n", "an alias refers to a node that contains it (recursive alias)"),
+        ("a: &a {b: {c: *a}}\n", "an alias refers to a node that contains it (recursive alias)"),
+        ("a: " + "1" * 5000 + "\n", "integer longer than 100 characters"),
+        ("a: 2026-13-45\n", "invalid timestamp value: month must be in 1..12"),
+        ("a: !!python/object:os.system {}\n", "could not determine a constructor for the tag"),
+    ],
+)
+def test_hostile_yaml_is_a_config_error_not_a_traceback(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "sync.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.reason.startswith("invalid YAML at line ")
+    assert problem in info.value.reason
+
+
+def test_files_over_one_mib_are_refused(config_file: Path, tmp_path: Path) -> None:
+    padding = "# " + "x" * 1000 + "\n"
+    text = config_file.read_text(encoding="utf-8")
+    config_file.write_text(text + padding * 1100, encoding="utf-8")
+    size = config_file.stat().st_size
+    assert size > MAX_FILE_BYTES
+    assert str(_error(config_file)) == (
+        f"sync.yaml: configuration file is {size:,} bytes; the limit is 1,048,576 bytes (1 MiB)"
+    )
+    mapping = tmp_path / "big-mapping.yaml"
+    mapping.write_text((REPO / "mappings/contacts.yaml").read_text(encoding="utf-8") + padding * 1100, "utf-8")
+    with pytest.raises(ConfigError, match=r"mapping file is [\d,]+ bytes; the limit is 1,048,576 bytes"):
+        load_mapping(mapping)
+
+
+def test_a_file_just_under_the_limit_loads(config_file: Path) -> None:
+    text = config_file.read_text(encoding="utf-8")
+    config_file.write_text(text + "#" * (MAX_FILE_BYTES - len(text.encode()) - 1) + "\n", encoding="utf-8")
+    assert config_file.stat().st_size == MAX_FILE_BYTES
+    assert load_config(config_file).daktela.access_token == TOKEN
+
+
+# -- numeric knobs ---------------------------------------------------------------------------------
+
+#: (dotted key path, allowed range, a valid value at an edge of the range)
+KNOBS = [
+    ("daktela.timeout_s", "more than 0, at most 3600", "0.5"),
+    ("daktela.rate_limit_per_s", "0..10000", "0"),
+    ("daktela.write_concurrency", "1..64", "64"),
+    ("daktela.max_retries", "0..50", "0"),
+    ("daktela.page_size", "1..1000", "1000"),
+    ("daktela.lookup_chunk_size", "1..1000", "1"),
+    ("sync.batch_size", "1..1000", "1"),
+    ("sync.entities.activity.settle_minutes", "0..10080", "0"),
+    ("sync.entities.activity.rescan_partitions", "0..1000", "0"),
+    ("staging.lock_timeout_s", "0..86400", "0"),
+    ("staging.keep_batches", "1..1000", "1"),
+    ("webhook.max_body_bytes", "1..16777216", "16777216"),
+    ("webhook.max_depth", "1..64", "64"),
+    ("webhook.max_keys", "1..100000", "1"),
+    ("webhook.max_string_length", "1..16777216", "1"),
+]
+FLOATS = {"daktela.timeout_s", "daktela.rate_limit_per_s", "staging.lock_timeout_s"}
+
+
+def _bad_values(path: str) -> list[tuple[str, str]]:
+    """(YAML value, expected message start) for the kinds of wrong value every knob must refuse."""
+    number = "a number" if path in FLOATS else "an integer"
+    values = [
+        ("-3", "-3 is out of range"),
+        ("-0.5" if path in FLOATS else "-1", "-0.5 is out of range" if path in FLOATS else "-1 is out of range"),
+        ("1000000000000", "1000000000000 is out of range"),
+        ('"abc"', f"expected {number}, got 'abc'"),
+        ("true", "expected a number, got True"),
+        ("no", "expected a number, got False"),
+        (".inf", "inf is out of range"),
+        (".nan", "nan is out of range"),
+        ("[1]", f"expected {number}, got [1]"),
+        ("null", f"expected {number}, got None"),
+    ]
+    if path not in FLOATS:
+        values.append(("2.5", "expected an integer, got 2.5"))
+    return values
+
+
+CASES = [
+    pytest.param(path, allowed, value, message, id=f"{path}={value}")
+    for path, allowed, _ in KNOBS
+    for value, message in _bad_values(path)
+]
+
+
+@pytest.mark.parametrize(("path", "allowed", "value", "message"), CASES)
+def test_every_numeric_knob_refuses_wrong_values(
+    config_file: Path, path: str, allowed: str, value: str, message: str
+) -> None:
+    error = _error(_set(config_file, path, value))
+    assert (error.file, error.path) == ("sync.yaml", path)
+    assert error.reason == f"{message}; allowed: {allowed}"
+
+
+@pytest.mark.parametrize(("path", "allowed", "valid"), KNOBS, ids=[k[0] for k in KNOBS])
+def test_values_at_the_edges_of_each_range_load(config_file: Path, path: str, allowed: str, valid: str) -> None:
+    config = load_config(_set(config_file, path, valid))
+    value: object = config
+    for part in path.split("."):
+        value = value[part] if isinstance(value, dict) else getattr(value, part)
+    assert value == float(valid)
+
+
+def test_zero_is_refused_where_it_cannot_work(config_file: Path) -> None:
+    for path, allowed in [
+        ("daktela.timeout_s", "more than 0, at most 3600"),
+        ("daktela.page_size", "1..1000"),
+        ("daktela.write_concurrency", "1..64"),
+        ("staging.keep_batches", "1..1000"),
+        ("sync.batch_size", "1..1000"),
+    ]:
+        original = config_file.read_text(encoding="utf-8")
+        error = _error(_set(config_file, path, "0"))
+        assert str(error) == f"sync.yaml: {path}: 0 is out of range; allowed: {allowed}"
+        config_file.write_text(original, encoding="utf-8")
+
+
+def test_a_key_written_twice_is_refused(config_file: Path) -> None:
+    """PyYAML keeps the last of two equal keys silently; tooling that appends a key must not win unnoticed."""
+    error = _error(_with(config_file, "sync", "  batch_size: 7\n"))
+    assert error.file == "sync.yaml"
+    assert error.reason.startswith("invalid YAML at line ")
+    assert error.reason.endswith("duplicate key 'batch_size' (YAML keys must be unique)")
+
+
+def test_numbers_from_the_environment_are_checked_too(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGE", "5000")
+    error = _error(_set(config_file, "daktela.page_size", "${PAGE}"))
+    assert str(error) == "sync.yaml: daktela.page_size: '5000' is out of range; allowed: 1..1000"
+    monkeypatch.setenv("PAGE", "250")
+    assert load_config(config_file).daktela.page_size == 250
+
+
+# -- the real CLI: no traceback, file + key path + allowed range ----------------------------------
+
+ISSUE_EXAMPLES = [
+    ("daktela", "  write_concurrency: -3\n", "daktela.write_concurrency: -3 is out of range; allowed: 1..64"),
+    ("daktela", "  page_size: 5000\n", "daktela.page_size: 5000 is out of range; allowed: 1..1000"),
+    ("daktela", "  timeout_s: -5\n", "daktela.timeout_s: -5 is out of range; allowed: more than 0, at most 3600"),
+    ("daktela", "  timeout_s: 0\n", "daktela.timeout_s: 0 is out of range; allowed: more than 0, at most 3600"),
+    ("daktela", "  rate_limit_per_s: -1\n", "daktela.rate_limit_per_s: -1 is out of range; allowed: 0..10000"),
+]
+
+
+@pytest.mark.parametrize("command", ["validate", "sync", "plan", "retry-failed", "reset-state", "config-view"])
+@pytest.mark.parametrize(("section", "lines", "message"), ISSUE_EXAMPLES)
+def test_cli_commands_refuse_bad_knobs_without_traceback(
+    config_file: Path, command: str, section: str, lines: str, message: str
+) -> None:
+    _with(config_file, section, lines)
+    extra = ["--yes"] if command == "reset-state" else []
+    result = CliRunner().invoke(cli, [command, "-c", str(config_file), *extra])
+    assert result.exit_code == 1, result.output
+    assert f"Error: Configuration error: sync.yaml: {message}" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    ("adapter", "message"),
+    [
+        ("sqll", "crm.adapter: unknown adapter 'sqll'; use one of "),
+        ("nonexistent_mod:Foo", "crm.adapter: cannot import module 'nonexistent_mod' for adapter "
+                                "'nonexistent_mod:Foo': No module named 'nonexistent_mod'"),
+        ("crmsync_pipelines.crm.sql:NoSuchClass", "crm.adapter: module 'crmsync_pipelines.crm.sql' has no "
+                                                  "attribute 'NoSuchClass'"),
+        ("crmsync_pipelines.config:load_config", "crm.adapter: 'crmsync_pipelines.config:load_config' is not a "
+                                                 "CrmAdapter subclass"),
+        ("crmsync_pipelines.crm.base:CrmAdapter", "crm.adapter: 'crmsync_pipelines.crm.base:CrmAdapter' does not "
+                                                  "implement: "),
+        ("':Foo'", "crm.adapter: ':Foo' is not of the form 'package.module:ClassName'"),
+    ],
+)
+def test_validate_refuses_an_adapter_that_does_not_resolve(config_file: Path, adapter: str, message: str) -> None:
+    text = config_file.read_text(encoding="utf-8")
+    config_file.write_text(text.replace("adapter: sql", f"adapter: {adapter}", 1), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", "-c", str(config_file)])
+    assert result.exit_code == 1
+    assert f"Error: Configuration error: sync.yaml: {message}" in result.output
+    assert "Traceback" not in result.output and "OK" not in result.output
+
+
+def test_validate_names_the_resolved_adapter(config_file: Path) -> None:
+    result = CliRunner().invoke(cli, ["validate", "-c", str(config_file)])
+    assert result.exit_code == 0, result.output
+    assert "  crm adapter: sql (built-in)" in result.output
+
+
+def test_unclosed_placeholder_is_not_used_as_the_token(config_file: Path) -> None:
+    text = config_file.read_text(encoding="utf-8")
+    config_file.write_text(text.replace("${DAKTELA_ACCESS_TOKEN}", "${DAKTELA_ACCESS_TOKEN", 1), "utf-8")
+    for command in ("validate", "sync"):
+        result = CliRunner().invoke(cli, [command, "-c", str(config_file)])
+        assert result.exit_code == 1
+        assert (
+            "Error: Configuration error: sync.yaml: daktela.access_token: unclosed placeholder at character 1 "
+            "(no closing '}'); write ${NAME} or ${NAME:-default}, NAME made of letters, digits and _"
+        ) in result.output
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["validate", "sync", "serve-webhooks"])
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [("bomb", "values once aliases are expanded (an alias bomb?)"), ("deep", "nested deeper than 64 levels")],
+)
+def test_real_process_refuses_hostile_yaml_quickly(config_file: Path, command: str, kind: str, problem: str) -> None:
+    text = config_file.read_text(encoding="utf-8")
+    hostile = "raynet:\n" + _bomb("  ") if kind == "bomb" else "raynet: " + "[" * 2000 + "]" * 2000 + "\n"
+    config_file.write_text(text + hostile, encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "crmsync_pipelines.cli.main", command, "-c", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a safety net only: it ran for minutes and grew past 1.7 GB before
+    )
+    assert run.returncode == 1
+    assert "Error: Configuration error: sync.yaml: invalid YAML at line " in run.stderr
+    assert problem in run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
