@@ -263,7 +263,7 @@ def _from_julian(day: float) -> datetime:
 
 def _key(moment: datetime) -> str:
     # isoformat zero-pads the year (strftime's %Y does not below 1000), so the width is fixed.
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:26]  # without "+00:00"
 
 
 def utc_key_of(moment: datetime) -> str:
