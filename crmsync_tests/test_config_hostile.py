@@ -6,6 +6,7 @@ allowed, from ``load_config`` and from the real CLI, which never prints a traceb
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -344,3 +345,32 @@ def test_real_process_refuses_hostile_yaml_quickly(config_file: Path, command: s
     assert "Error: Configuration error: sync.yaml: invalid YAML at line " in run.stderr
     assert problem in run.stderr
     assert "Traceback" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown"),
+    [
+        ("bomb", "values once aliases are expanded (an alias bomb?)"),
+        ("deep", "nested deeper than 64 levels"),
+    ],
+)
+def test_dagster_definitions_load_fast_and_show_the_config_error(config_file: Path, kind: str, shown: str) -> None:
+    """`dagster definitions validate` took 65 s and 2.6 GB on the bomb, and died with a raw
+    RecursionError on deep YAML; the code location must load and name the problem."""
+    text = config_file.read_text(encoding="utf-8")
+    hostile = "raynet:\n" + _bomb("  ") if kind == "bomb" else "raynet: " + "[" * 2000 + "]" * 2000 + "\n"
+    config_file.write_text(text + hostile, encoding="utf-8")
+    dagster = Path(sys.executable).parent / "dagster"
+    run = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "crmsync_pipelines.definitions"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CRMSYNC_CONFIG": str(config_file.resolve())},
+        cwd=config_file.resolve().parent,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "Traceback" not in output and "RecursionError" not in output
+    assert "crmsync: sync.yaml: invalid YAML at line " in output
+    assert shown in output
