@@ -77,7 +77,9 @@ class SqlCrmSettings(_Strict):
     contacts: EntityTableSettings = EntityTableSettings(table="contacts", reference_columns=["account_id"])
     #: ``null`` for a CRM that cannot store activities: activity calls raise ``NotSupportedError``.
     activities: ActivityTableSettings | None = ActivityTableSettings()
-    #: Rows fetched per round trip while iterating; bounds memory, not correctness.
+    #: Accepted so existing files load; no longer used. Rows are streamed one at a time (there
+    #: are no round trips to save with SQLite), because a chunked fetch that meets a row whose
+    #: text is not UTF-8 loses the rows of the chunk read before it.
     fetch_size: int = Field(default=500, ge=1, le=100_000)
     #: Ids per ``IN (...)`` query in batch lookups (SQLite allows 32766 parameters).
     lookup_chunk_size: int = Field(default=500, ge=1, le=30_000)
