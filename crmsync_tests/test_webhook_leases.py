@@ -95,7 +95,7 @@ def _cli(*args: str) -> tuple[int, str]:
 
 def _failure_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    data = failure.step_failure_data.user_failure_data  # type: ignore[union-attr]
+    data = failure.step_failure_data.user_failure_data
     assert data is not None
     return {key: getattr(value, "value", value) for key, value in data.metadata.items()}
 
@@ -157,7 +157,7 @@ def test_events_for_records_that_do_not_exist_fail_visibly(
     code, out = _cli("inbox", "requeue", str(placeholder))
     assert (code, out) == (0, f"requeued 1 event(s): {placeholder}\n")
     [again] = _tick(dagster_instance, inbox)
-    assert again.run_key.startswith(f"webhook:activity:{placeholder}-{placeholder}:attempt1:")
+    assert (again.run_key or '').startswith(f"webhook:activity:{placeholder}-{placeholder}:attempt1:")
     assert not _execute(dagster_instance, world, inbox, again).success
     assert _events(world)[placeholder][0] == "failed"
 
@@ -182,10 +182,10 @@ def test_a_failing_run_is_re_requested_then_its_events_fail_after_max_attempts(
     seq = _add(world, "call_close", call)
     inbox = _inbox_resource(world, max_attempts=3)
     world.simulator.add_fault(Fault(route="GET /api/v6/activities.json", kind="status", status=401, times=None))
-    keys = []
+    keys: list[str] = []
     for attempt in (1, 2, 3):
         [request] = _tick(dagster_instance, inbox)
-        keys.append(request.run_key)
+        keys.append(request.run_key or "")
         result = _execute(dagster_instance, world, inbox, request)
         assert not result.success
         status, error = _events(world)[seq]
@@ -217,11 +217,11 @@ def test_a_dead_run_s_events_are_re_requested_when_its_lease_lapses(
     run = dagster_instance.create_run_for_job(webhook_sync, run_config=request.run_config, tags=request.tags,
                                               status=dg.DagsterRunStatus.STARTED)
     with Inbox(world.paths.inbox) as box:
-        assert box.start_lease([seq], request.run_key, run.run_id) == [seq]
+        assert box.start_lease([seq], request.run_key or "", run.run_id) == [seq]
     assert _tick(dagster_instance, inbox) == []  # the lease is fresh: the run may still be working
     time.sleep(1.1)
     [again] = _tick(dagster_instance, inbox)
-    assert again.run_key.startswith(f"webhook:activity:{seq}-{seq}:attempt2:")
+    assert (again.run_key or '').startswith(f"webhook:activity:{seq}-{seq}:attempt2:")
     with Inbox(world.paths.inbox) as box:
         [event] = box.get([seq])
     assert (event.status, event.lease_token, event.attempts) == ("pending", again.run_key, 2)
@@ -246,7 +246,7 @@ def test_a_run_not_started_yet_keeps_its_lease_and_a_never_launched_one_loses_it
     assert lost.tags[CLAIM_TAG] == lost.run_key
     time.sleep(0.6)
     [again] = _tick(dagster_instance, inbox)
-    assert again.run_key.startswith(f"webhook:contact:{lost_seq}-{lost_seq}:attempt2:")
+    assert (again.run_key or '').startswith(f"webhook:contact:{lost_seq}-{lost_seq}:attempt2:")
     with Inbox(world.paths.inbox) as box:
         queued_event, lost_event = box.get([queued_seq, lost_seq])
     assert (queued_event.lease_token, queued_event.attempts) == (queued.run_key, 1)
@@ -319,7 +319,7 @@ def test_sigkill_of_a_webhook_sync_run_does_not_strand_its_events(
             time.sleep(0.3)
             requests = _tick(instance, inbox)
         [again] = requests
-        assert again.run_key.startswith(f"webhook:activity:{seq}-{seq}:attempt2:")
+        assert (again.run_key or '').startswith(f"webhook:activity:{seq}-{seq}:attempt2:")
         result = _execute(instance, world, inbox, again)
         assert result.success
     assert _events(world)[seq] == ("processed", None)
