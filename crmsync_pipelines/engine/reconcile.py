@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from crmsync_pipelines.engine.context import EngineContext
 from crmsync_pipelines.engine.reports import CheckOutcome, Window
+from crmsync_pipelines.errors import QuotaExhaustedError
 
 
 def _keys(ctx: EngineContext, batch_id: str) -> list[str]:
@@ -31,7 +32,12 @@ def reconcile(ctx: EngineContext, entity: str, window: Window) -> CheckOutcome:
         chunk = keys[start:start + size]
         if entity == "activity":
             lookup = ctx.mapping("activity").lookup_field
-            present.update(ctx.crm.find_activities_by_external_ids(lookup, chunk))
+            try:
+                present.update(ctx.crm.find_activities_by_external_ids(lookup, chunk))
+            except QuotaExhaustedError as exc:  # not a crash: the next run reconciles
+                return CheckOutcome(name, False, f"not checked: the CRM's request budget ran out ({exc}); "
+                                    "the next run reconciles this window",
+                                    metadata={"source_keys": len(keys), "skipped": True})
         else:
             lookup = ctx.mapping(entity).lookup_field
             found = ctx.daktela.get_by_field(ctx.spec(entity).model, lookup, chunk)  # type: ignore[arg-type]

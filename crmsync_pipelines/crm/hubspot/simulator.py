@@ -516,23 +516,34 @@ def seed_demo(simulator: HubSpotSimulator, seed: str, *, companies: int = 12, co
     rng = random.Random(seed)
     store = simulator.store
     now = datetime.now(UTC).replace(microsecond=0)
+    zone = ZoneInfo(simulator.config.account_timezone)
+    local = now.astimezone(zone)
+    since_midnight = max(0, int((local - local.replace(hour=0, minute=0, second=0)).total_seconds()))
+
+    def modified(index: int) -> datetime:
+        """A third of the records changed today (the account's day), the rest over the last 3 days."""
+        seconds = rng.randint(0, since_midnight) if index % 3 == 0 else rng.randint(0, 3 * 86400)
+        return now - timedelta(seconds=seconds)
+
+    mobile = ["602", "603", "604", "605", "608", "720", "721", "724", "731", "732", "736", "737", "739", "773",
+              "775", "777", "778"]
     first = ["Jana", "Petr", "Eva", "Tomáš", "Lucie", "Martin", "Klára", "Jakub", "Tereza", "Ondřej"]
     last = ["Nováková", "Svoboda", "Dvořáková", "Černý", "Procházková", "Kučera", "Veselá", "Horák"]
     company_ids = []
     for index in range(companies):
-        at = now - timedelta(seconds=rng.randint(0, 3 * 86400))
+        at = modified(index)
         obj = store.create("companies", {"name": f"Firma {index + 1} s.r.o.", "domain": f"firma{index + 1}.cz",
                                          "phone": f"+420 2{rng.randint(10, 99)} {rng.randint(100, 999)} "
                                                   f"{rng.randint(100, 999)}", "city": "Praha", "country": "CZ"},
                            at=at, created=at - timedelta(days=30))
         company_ids.append(obj.id)
     for index in range(contacts):
-        at = now - timedelta(seconds=rng.randint(0, 3 * 86400))
+        at = modified(index)
         given, family = rng.choice(first), rng.choice(last)
         company = rng.choice(company_ids)
         obj = store.create("contacts", {
             "firstname": given, "lastname": family, "email": f"contact{index + 1}@example.cz",
-            "phone": f"+420 7{rng.randint(10, 99)} {rng.randint(100, 999)} {rng.randint(100, 999)}",
+            "phone": f"+420 {rng.choice(mobile)} {rng.randint(100, 999)} {rng.randint(100, 999)}",
             "jobtitle": rng.choice(["Nákup", "Ředitel", "Účetní", None]), "associatedcompanyid": company,
         }, at=at, created=at - timedelta(days=20))
         store.associations.add(("contacts", obj.id, "companies", company))
