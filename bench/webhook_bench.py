@@ -40,7 +40,7 @@ def _write_config(directory: Path) -> Path:
     path = directory / "sync.yaml"
     path.write_text(
         f"""
-daktela: {{instance_url: "http://127.0.0.1:9", access_token: unused, database: default}}
+# No daktela section: serve-webhooks reads only the webhook settings and the entities' flags.
 sync:
   entities:
     activity:
