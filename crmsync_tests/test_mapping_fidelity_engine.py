@@ -176,3 +176,43 @@ def test_activity_times_land_in_utc_from_the_instance_zone(
         local = datetime.strptime(activity["time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone)
         assert datetime.fromisoformat(stored[name]) == local, name
         assert stored[name].endswith("+00:00")
+
+
+# -- a refused value in a related or derived record fails those records, never the run ---------
+
+
+def test_contacts_of_an_account_with_a_refused_phone_fail_naming_why(engine_env: EngineEnv) -> None:
+    with sqlite3.connect(engine_env.crm_path) as con:
+        account = str(con.execute("SELECT account_id FROM contacts WHERE account_id IS NOT NULL").fetchone()[0])
+        con.execute("UPDATE accounts SET phone = '12' WHERE id = ?", [account])
+        members = {str(r[0]) for r in con.execute("SELECT id FROM contacts WHERE account_id = ?", [account])}
+    engine = engine_env.engine()
+    accounts = engine.sync("account", ALL, "run-1")
+    assert accounts[1].counts["refused_values"] == 1 and accounts[-1].counts["failed"] == 1
+    load = engine.sync("contact", ALL, "run-1")[-1]
+    assert load.counts["failed"] == len(members)
+    assert load.counts["created"] == _contact_count(engine_env) - len(members)
+    dead = {d["source_id"]: d["error_message"] for d in engine.staging.failed_records("contact")}
+    assert set(dead) == members
+    assert all(
+        message.startswith(f"[relation] account_id='{account}': the account cannot be mapped: ")
+        and "'12' is not a valid phone number in CZ or SK" in message
+        for message in dead.values()
+    )
+
+
+def test_an_auto_contact_with_a_refused_phone_fails_alone(engine_env: EngineEnv) -> None:
+    text = (MAPPINGS / "account-contact.yaml").read_text(encoding="utf-8")
+    variant = engine_env.tmp / "account-contact-variant.yaml"
+    variant.write_text(text.replace("    crm_field: phone\n", "    crm_field: reg_number\n"), encoding="utf-8")
+    config = engine_env.write_config(contacts=False, auto_contact=True)
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(str(MAPPINGS / "account-contact.yaml"), str(variant)), "utf-8"
+    )
+    engine = SyncEngine.from_config(load_config(config))
+    load = engine.sync("account", ALL, "run-1")[-1]
+    with sqlite3.connect(engine_env.crm_path) as con:
+        accounts = int(con.execute("SELECT count(*) FROM accounts").fetchone()[0])
+    assert load.counts["created"] == accounts  # the accounts themselves are fine
+    assert load.counts["auto_contact_failed"] == accounts  # an IČO is no phone number
+    assert engine_env.sim.count("contacts") == 0

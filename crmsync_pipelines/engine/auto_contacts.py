@@ -17,6 +17,7 @@ from crmsync_pipelines.engine.compare import payload_hash
 from crmsync_pipelines.engine.context import EngineContext
 from crmsync_pipelines.engine.load_daktela import DaktelaLoader, LoadOutcome
 from crmsync_pipelines.engine.paths import key_of, read_path
+from crmsync_pipelines.errors import MappingError
 from crmsync_pipelines.staging.store import MappedRow, RecordResult
 
 LEDGER_ENTITY = "auto_contact"
@@ -84,7 +85,12 @@ class AutoContactCreator:
             record = raw.get(source_id)
             if record is None:
                 continue
-            payload = self.ctx.mapper.map(record, self.mapping, "crm_to_cc")
+            try:
+                payload = self.ctx.mapper.map(record, self.mapping, "crm_to_cc")
+            except MappingError as exc:  # e.g. a refused phone number: this auto-contact fails alone
+                skipped.append(RecordResult(source_id, "failed", error_class="validation",
+                                            error_message=f"[mapping] auto-contact: {exc}"))
+                continue
             payload["account"] = account_name
             if self.settings.skip_if_empty and all(
                 key_of(read_path(payload, f)) is None for f in self.settings.skip_if_empty

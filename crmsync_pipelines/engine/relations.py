@@ -14,7 +14,7 @@ from typing import Any
 from crmsync_pipelines.engine.context import EngineContext
 from crmsync_pipelines.engine.entities import spec
 from crmsync_pipelines.engine.paths import key_of, read_path
-from crmsync_pipelines.errors import ConfigError
+from crmsync_pipelines.errors import ConfigError, MappingError
 
 Relations = dict[str, dict[str, str]]
 
@@ -25,6 +25,8 @@ class RelationResolver:
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
         self._cache: dict[tuple[str, str, str], str | None] = {}
+        #: Related records that exist but cannot be mapped (a refused value): why, per value.
+        self._unmappable: dict[tuple[str, str, str], str] = {}
 
     def related_mapping(self, entity: str) -> Any:
         entry = self.ctx.config.sync.entities.get(entity)  # type: ignore[call-overload]
@@ -58,7 +60,12 @@ class RelationResolver:
                 record = related.get(value)
                 target: str | None = None
                 if record is not None:
-                    payload = self.ctx.mapper.map(record, mapping, spec(entity).direction)
+                    try:
+                        payload = self.ctx.mapper.map(record, mapping, spec(entity).direction)
+                    except MappingError as exc:  # the related record fails on its own; this one with it
+                        self._unmappable[(entity, resolve_from, value)] = str(exc)
+                        self._cache[(entity, resolve_from, value)] = None
+                        continue
                     target = key_of(read_path(payload, resolve_to))
                     key = key_of(read_path(payload, mapping.lookup_field))
                     if key is not None and record.get("id") is not None:
@@ -96,6 +103,10 @@ class RelationResolver:
                 continue
             value = key_of(read_path(record, rule.crm_field))
             if value is not None and value not in relations.get(rule.relation.entity, {}):
+                why = self._unmappable.get((rule.relation.entity, rule.relation.resolve_from, value))
+                if why is not None:
+                    reasons.append(f"{rule.crm_field}={value!r}: the {rule.relation.entity} cannot be mapped: {why}")
+                    continue
                 reasons.append(
                     f"{rule.crm_field}={value!r}: no {rule.relation.entity} with "
                     f"{rule.relation.resolve_from}={value!r} in the CRM"
