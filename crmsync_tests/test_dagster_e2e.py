@@ -191,6 +191,9 @@ def test_two_concurrent_runs_of_one_partition_do_not_duplicate(
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry: {enabled: false}\n", encoding="utf-8")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
+    # Create the instance's storage first: two processes migrating a new SQLite home at once race.
+    with dg.DagsterInstance.get():
+        pass
     key = current_partition_key()
     window = sync_partitions.time_window_for_partition_key(key)
     expected = _in_window(world, "contacts", window.start, window.end)

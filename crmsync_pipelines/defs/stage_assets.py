@@ -7,13 +7,14 @@ fail the step without retries; anything else is left to the job's retry policy.
 """
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import yaml
 
+from crmsync_pipelines.defs.check_events import CheckEvent, materialize_events
 from crmsync_pipelines.defs.metadata import check_result, report_metadata
 from crmsync_pipelines.defs.partitions import config_path_from_env, sync_partitions
 from crmsync_pipelines.engine.engine import SyncEngine
@@ -129,7 +130,8 @@ def build_map_asset(
     """Mapped payloads with hashes, guarded by blocking checks."""
     asset_key = dg.AssetKey(list(key))
     specs = [
-        dg.AssetCheckSpec(name, asset=asset_key, description=text, blocking=True)
+        # Partitioned like the asset, so each evaluation is recorded on its partition.
+        dg.AssetCheckSpec(name, asset=asset_key, description=text, blocking=True, partitions_def=sync_partitions)
         for name, text in MAPPED_CHECKS.items()
     ]
 
@@ -146,7 +148,7 @@ def build_map_asset(
         check_specs=specs,
         required_resource_keys={"sync_engine"},
     )
-    def _map(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def _map(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult | CheckEvent]:
         report, window = _run_stage(context, entity, "map", lambda e, n, w, r: e.map(n, w, r))
         if report is None:
             passed = [
@@ -154,7 +156,8 @@ def build_map_asset(
                                     description="entity disabled in sync.yaml")
                 for name in MAPPED_CHECKS
             ]
-            return dg.MaterializeResult(metadata=_disabled_metadata(window), check_results=passed)
+            yield from materialize_events(context, _disabled_metadata(window), passed)
+            return
         outcomes = {outcome.name: outcome for outcome in report.checks}
         results = [
             check_result(outcomes.get(name), check_name=name, asset_key=asset_key,
@@ -165,9 +168,8 @@ def build_map_asset(
             if not result.passed:
                 context.log.error(f"{entity}: blocking check {result.check_name} failed: "
                                   f"{result.description}")
-        return dg.MaterializeResult(
-            metadata=report_metadata(report, partitions_in_run=len(context.partition_keys)),
-            check_results=results,
+        yield from materialize_events(
+            context, report_metadata(report, partitions_in_run=len(context.partition_keys)), results
         )
 
     return _map
@@ -190,6 +192,7 @@ def build_load_asset(
         asset=asset_key,
         description="Every record of the window was created, updated or unchanged; failures wait "
         "in the failed-records table for the next run or `crmsync retry-failed`.",
+        partitions_def=sync_partitions,
     )
 
     @dg.asset(
@@ -205,12 +208,13 @@ def build_load_asset(
         freshness_policy=LOAD_FRESHNESS,
         required_resource_keys={"sync_engine"},
     )
-    def _load(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def _load(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult | CheckEvent]:
         report, window = _run_stage(context, entity, "load", lambda e, n, w, r: e.load(n, w, r))
         if report is None:
             skipped = dg.AssetCheckResult(asset_key=asset_key, check_name=NO_FAILED_RECORDS, passed=True,
                                           description="entity disabled in sync.yaml")
-            return dg.MaterializeResult(metadata=_disabled_metadata(window), check_results=[skipped])
+            yield from materialize_events(context, _disabled_metadata(window), [skipped])
+            return
         outcome = next((c for c in report.checks if c.name == NO_FAILED_RECORDS), None) or CheckOutcome(
             name=NO_FAILED_RECORDS,
             passed=report.failed == 0,
@@ -220,9 +224,8 @@ def build_load_asset(
                               severity=dg.AssetCheckSeverity.WARN)
         if report.failed:
             context.log.warning(f"{entity}: {report.failed} records failed; see the failed-records table")
-        return dg.MaterializeResult(
-            metadata=report_metadata(report, partitions_in_run=len(context.partition_keys)),
-            check_results=[result],
+        yield from materialize_events(
+            context, report_metadata(report, partitions_in_run=len(context.partition_keys)), [result]
         )
 
     return _load
