@@ -1,6 +1,6 @@
 """``crmsync crm-simulator <crm>``: run a bundled CRM simulator in the foreground.
 
-One sub-command per simulated CRM (``raynet``; another CRM adds its own with
+One sub-command per simulated CRM (``raynet``, ``hubspot``; another CRM adds its own with
 ``@crm_simulator.command("<name>")`` and reuses ``serve_until_stopped``). Each prints the
 settings a ``sync.yaml`` needs to reach it and runs until Ctrl-C or SIGTERM.
 """
@@ -103,3 +103,59 @@ def raynet(host: str, port: int, seed: str, companies: int, persons: int, instan
 
     serve_until_stopped(run_raynet_simulator(config), describe)
     click.echo("Raynet simulator stopped.", err=True)
+
+
+def _hubspot_faults(specs: tuple[str, ...]) -> list[Any]:
+    """``METHOD PATH=STATUS[:RETRY_AFTER][xTIMES]`` (``'POST /crm/v3/objects/calls/batch/*=429:2x3'``)."""
+    from crmsync_pipelines.crm.hubspot.simulator import SimFault
+
+    faults = []
+    for spec in specs:
+        route, _, what = spec.rpartition("=")
+        status_part, _, times = what.partition("x")
+        status, _, retry_after = status_part.partition(":")
+        if not route.strip() or not status.isdigit() or (times and not times.isdigit()):
+            raise click.BadParameter(f"{spec!r} is not ROUTE=STATUS[:RETRY_AFTER][xTIMES]", param_hint="--fault")
+        faults.append(SimFault(route.strip(), int(status), times=int(times) if times else None,
+                               retry_after=retry_after or None))
+    return faults
+
+
+@crm_simulator.command("hubspot")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep it loopback).")
+@click.option("--port", default=8767, show_default=True, type=int, help="Port; 0 picks a free one.")
+@click.option("--seed", default="demo", show_default=True, help="Demo data seed; 'none' for an empty portal.")
+@click.option("--token", default="pat-na1-sim-token", show_default=True, help="The valid private-app token.")
+@click.option("--account-timezone", default="Europe/Prague", show_default=True,
+              help="The portal's time zone (the daily limit resets at its midnight).")
+@click.option("--burst-limit", default=100, show_default=True, type=int, help="Requests per rolling 10 s; 0 = off.")
+@click.option("--daily-limit", default=250_000, show_default=True, type=int, help="Requests per day; 0 = off.")
+@click.option("--search-rate", default=4.0, show_default=True, type=float,
+              help="Search requests per second; 0 = off.")
+@click.option("--search-cap", default=10_000, show_default=True, type=int, help="Results one search may page to.")
+@click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added to every request.")
+@click.option("--fault", "faults", multiple=True,
+              help="ROUTE=STATUS[:RETRY_AFTER][xTIMES], e.g. 'POST /crm/v3/objects/calls/batch/*=429:2x3'.")
+def hubspot(host: str, port: int, seed: str, token: str, account_timezone: str, burst_limit: int,
+            daily_limit: int, search_rate: float, search_cap: int, latency_ms: float,
+            faults: tuple[str, ...]) -> None:
+    """The HubSpot CRM API simulator (docs/crms/hubspot.md)."""
+    from crmsync_pipelines.crm.hubspot.simulator import HubSpotSimConfig, HubSpotSimHandle, run_hubspot_simulator
+
+    parsed = _hubspot_faults(faults)
+    config = HubSpotSimConfig(
+        host=host, port=port, seed=None if seed.lower() in ("none", "") else seed, token=token,
+        account_timezone=account_timezone, burst_limit=burst_limit or None, daily_limit=daily_limit or None,
+        search_rate_per_s=search_rate or None, search_cap=search_cap, latency_ms=latency_ms,
+    )
+
+    def describe(handle: HubSpotSimHandle) -> Iterator[str]:
+        for fault in parsed:
+            handle.app.add_fault(fault)
+        yield f"HubSpot simulator listening on {handle.base_url}"
+        yield "Point crm: {adapter: hubspot} at it with:"
+        yield f"  export HUBSPOT_BASE_URL={handle.base_url}"
+        yield f"  export HUBSPOT_ACCESS_TOKEN={handle.token}"
+
+    serve_until_stopped(run_hubspot_simulator(config), describe)
+    click.echo("HubSpot simulator stopped.", err=True)
