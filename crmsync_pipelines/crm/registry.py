@@ -54,6 +54,15 @@ _BUILT_INS["raynet"] = _raynet
 _SETTINGS_CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {"raynet": _raynet_settings}
 
 
+def _hubspot_settings(settings: Mapping[str, Any]) -> None:
+    from crmsync_pipelines.crm.hubspot.settings import HubSpotSettings
+
+    HubSpotSettings.parse(dict(settings))
+
+
+_SETTINGS_CHECKS["hubspot"] = _hubspot_settings
+
+
 def check_adapter_settings(crm_section: CrmSection | Mapping[str, Any]) -> None:
     """Validate a built-in adapter's own ``crm:`` keys without building it (``crmsync validate``).
 
