@@ -7,16 +7,20 @@ the CRM's records with the CRM's values (a verifying run finds every record unch
 writes nothing), and that no record was created twice.
 
 Writes run on one thread so the seeded fault draws fall on the same requests every time.
+Some cases tune the client so the fault can bite: small lookup chunks give the empty-200 and
+malformed cases several list reads per run; the slow case keeps a real backoff, so a repeated
+POST often reaches the server after the slow one landed (the "landed late" refusal).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from crmsync_pipelines.engine import Window
-from crmsync_pipelines.simulator import Fault
+from crmsync_pipelines.simulator import Fault, RequestRecord
 from crmsync_tests.fixtures.engine import EngineEnv
 from crmsync_tests.fixtures.faults import crm_ids, fast_engine, tune
 
@@ -24,31 +28,52 @@ ALL = Window(None, None)
 RATE = 0.2
 ENTITIES = (("account", "accounts", "crm_acc_"), ("contact", "contacts", "crm_"))
 
-CASES: dict[str, dict[str, Any]] = {
-    "429": {"kind": "rate_limit", "status": 429, "retry_after": "0"},
-    "5xx-with-retry-after": {"kind": "status", "status": 503, "retry_after": "1"},
-    "empty-200": {"kind": "status", "status": 200, "apply_after": True},
-    "malformed-json": {"kind": "malformed_json"},
-    "reset": {"kind": "reset"},
-    "slow-past-timeout": {"kind": "slow", "delay_s": 0.6},
-    "write-then-5xx": {"kind": "status", "status": 500, "apply_after": True},
+
+@dataclass(frozen=True)
+class Case:
+    fault: dict[str, Any]
+    daktela: dict[str, Any] = field(default_factory=dict)
+    backoff_base_s: float = 0.01
+
+
+CASES: dict[str, Case] = {
+    "429": Case({"kind": "rate_limit", "status": 429, "retry_after": "0"}),
+    "5xx-with-retry-after": Case({"kind": "status", "status": 503, "retry_after": "1"}),
+    "empty-200": Case({"kind": "status", "status": 200, "apply_after": True}, {"lookup_chunk_size": 4}),
+    "malformed-json": Case({"kind": "malformed_json"}, {"lookup_chunk_size": 4}),
+    "reset": Case({"kind": "reset"}),
+    "slow-past-timeout": Case({"kind": "slow", "delay_s": 0.6}, {"timeout_s": 0.3}, backoff_base_s=0.6),
+    "write-then-5xx": Case({"kind": "status", "status": 500, "apply_after": True}),
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_a_first_sync_under_faults_is_complete_and_clean_by_the_second_run(engine_env: EngineEnv, case: str) -> None:
+def _retry_after_was_waited(log: list[RequestRecord]) -> None:
+    """Every request answered 503 + ``Retry-After: 1`` was repeated no sooner than 1 s later."""
+    for i, record in enumerate(log):
+        if record.status != 503:
+            continue
+        repeat = next((r for r in log[i + 1:] if (r.method, r.path) == (record.method, record.path)), None)
+        if repeat is not None:
+            assert repeat.at - record.at >= 0.95, f"{record.method} {record.path} repeated too soon"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_first_sync_under_faults_is_complete_and_clean_by_the_second_run(engine_env: EngineEnv, name: str) -> None:
+    case = CASES[name]
     sim = engine_env.sim
-    timeout = 0.3 if case == "slow-past-timeout" else 5
-    config = tune(engine_env.write_config(), write_concurrency=1, max_retries=3, timeout_s=timeout)
-    engine = fast_engine(config)
-    sim.add_fault(Fault(route="*", probability=RATE, times=None, **CASES[case]))
+    knobs: dict[str, Any] = {"write_concurrency": 1, "max_retries": 3, "timeout_s": 5, **case.daktela}
+    config = tune(engine_env.write_config(), **knobs)
+    engine = fast_engine(config, backoff_base_s=case.backoff_base_s)
+    sim.add_fault(Fault(route="*", probability=RATE, times=None, **case.fault))
 
     first = [engine.sync(entity, ALL, "run-1")[-1] for entity, _, _ in ENTITIES]
     second = [engine.sync(entity, ALL, "run-2")[-1] for entity, _, _ in ENTITIES]
-    faulted = sum(1 for r in sim.request_log if r.fault)
+    log = sim.request_log
     sim.clear_faults()
 
-    assert faulted >= 5, f"the fault fired only {faulted} times"
+    assert sum(1 for r in log if r.fault) >= 5, "the fault fired too rarely to test anything"
+    if case.fault.get("retry_after") == "1":
+        _retry_after_was_waited(log)
     assert all(r.counts.get("failed", 0) == 0 for r in second), [r.counts for r in first + second]
     assert all(all(c.passed for c in r.checks) for r in second), [c for r in second for c in r.checks]
     assert engine.staging.failed_records() == []

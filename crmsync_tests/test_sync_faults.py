@@ -141,3 +141,26 @@ def test_retry_after_on_a_503_is_waited_during_a_sync(engine_env: EngineEnv) -> 
     assert time.monotonic() - started >= 1.9
     assert load.counts.get("failed", 0) == 0 and engine.staging.failed_records() == []
     assert engine_env.sim.count("contacts") == len(crm_ids(engine_env, "contacts"))
+
+
+def test_force_full_rechecks_a_record_held_as_validation_that_is_in_daktela(engine_env: EngineEnv) -> None:
+    """The state older runs left behind: a create refused as a duplicate although our own
+    first POST had landed, held as ``validation``. A verifying run finds it and clears it."""
+    engine = fast_engine(engine_env.write_config())
+    engine.sync("account", ALL, "run-0")
+    engine_env.sim.add_fault(Fault(route=f"POST {CONTACTS}", kind="status", status=400, apply_after=True))
+    engine.sync("contact", ALL, "run-1")
+    held = engine.staging.failed_records("contact")
+    assert [f["error_class"] for f in held] == ["validation"]
+    landed = held[0]["lookup_key"]
+    assert engine_env.sim.get("contacts", landed) is not None  # it is in Daktela all the same
+
+    engine_env.sim.reset_log()
+    again = engine.sync("contact", ALL, "run-2")[-1]
+    assert again.counts.get("skipped") == 1 and engine_env.sim.request_count() == 0  # held back, as documented
+
+    full = engine.sync("contact", ALL, "run-3", verify=True)[-1]
+    assert full.counts.get("failed", 0) == 0 and full.counts.get("skipped", 0) == 0
+    assert engine.staging.failed_records() == []
+    assert engine_env.sim.request_count("POST") == 0
+    assert engine_env.sim.count("contacts") == len(crm_ids(engine_env, "contacts"))

@@ -47,11 +47,14 @@ def split_unchanged(
     A row whose payload hash equals what we last wrote is unchanged. A row that failed for a
     data reason with exactly this payload before is held back (ledgered as ``skipped``, still
     in ``failed_records``) until its data changes or ``crmsync retry-failed`` asks for it
-    (``retry_held``). ``verify`` (``--force-full``) skips the memory and compares every record.
+    (``retry_held``). ``verify`` (``--force-full``) skips the memory and compares every
+    record, held-back ones included: a record held as ``validation`` may be in the target
+    after all (a create that landed after its answer was lost), and a full verification is
+    where that is found out.
     """
     keys = [r.lookup_key or "" for r in rows]
     known = {} if verify else staging.synced_hashes(entity, keys)
-    held = {} if retry_held else staging.failed_hashes(entity, [r.source_id for r in rows])
+    held = {} if retry_held or verify else staging.failed_hashes(entity, [r.source_id for r in rows])
     done: list[RecordResult] = []
     todo: list[MappedRow] = []
     for row in rows:
