@@ -1,0 +1,63 @@
+"""``crmsync validate`` and ``crmsync crm-inspect`` with ``crm: {adapter: hubspot}``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from crmsync_pipelines.cli.main import cli
+from crmsync_pipelines.crm.hubspot.simulator import HubSpotSimHandle
+
+SECRET = "pat-na1-1234-do-not-print"
+
+
+def _config(tmp_path: Path, crm: str) -> Path:
+    path = tmp_path / "sync.yaml"
+    path.write_text(f"crm:\n  adapter: hubspot\n{crm}", encoding="utf-8")
+    return path
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.mark.parametrize(("crm", "key"), [
+    ("  base_url: https://api.hubapi.com\n", "crm.access_token"),
+    ("  access_token: ''\n", "crm.access_token"),
+    (f"  access_token: {SECRET}\n  search_rate_per_s: -1\n", "crm.search_rate_per_s"),
+    (f"  access_token: {SECRET}\n  activities: {{channels: {{sms: tasks}}}}\n", "crm.activities.channels.sms"),
+])
+def test_validate_refuses_bad_hubspot_settings_naming_the_key(tmp_path: Path, crm: str, key: str) -> None:
+    result = _run("validate", "-c", str(_config(tmp_path, crm)))
+    assert result.exit_code == 1 and key in result.output, result.output
+    assert SECRET not in result.output
+
+
+def test_validate_names_an_unset_token_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
+    result = _run("validate", "-c", str(_config(tmp_path, "  access_token: ${HUBSPOT_ACCESS_TOKEN}\n")))
+    assert result.exit_code == 1 and "HUBSPOT_ACCESS_TOKEN" in result.output and "crm.access_token" in result.output
+
+
+def test_crm_inspect_works_against_the_simulator(tmp_path: Path, hubspot_sim: HubSpotSimHandle,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    contact = hubspot_sim.add_contact({"firstname": "Jana", "lastname": "Nováková", "email": "jana@example.cz"},
+                                      datetime(2026, 11, 1, tzinfo=UTC))
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", hubspot_sim.token)
+    config = _config(tmp_path, f"  access_token: ${{HUBSPOT_ACCESS_TOKEN}}\n  base_url: {hubspot_sim.base_url}\n")
+    ping = _run("crm-inspect", "-c", str(config), "--json", "ping")
+    assert ping.exit_code == 0 and json.loads(ping.output)["success"] is True, ping.output
+    shown = _run("crm-inspect", "-c", str(config), "show", "contact", contact)
+    assert shown.exit_code == 0 and "Nováková" in shown.output
+    found = _run("crm-inspect", "-c", str(config), "find", "contact", "email", "jana@example.cz")
+    assert found.exit_code == 0 and contact in found.output
+    searched = _run("crm-inspect", "-c", str(config), "search", "contact", "nováková")
+    assert searched.exit_code == 0 and "jana@example.cz" in searched.output
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", SECRET)
+    refused = _run("crm-inspect", "-c", str(config), "ping")
+    assert refused.exit_code == 1 and SECRET not in refused.output
