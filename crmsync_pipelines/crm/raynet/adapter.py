@@ -167,15 +167,19 @@ class RaynetAdapter(CrmAdapter):
     def usage(self) -> dict[str, Any]:
         """Requests this adapter sent, the daily budget left (from Raynet's headers), link outcomes."""
         budget = self.client.budget()
-        return {
+        figures: dict[str, Any] = {
             "requests_used": self.client.requests_sent,
             "budget_limit": budget.limit,
-            "budget_remaining": budget.remaining if budget.remaining is not None else -1,
-            "budget_resets_at": budget.reset_at.isoformat() if budget.reset_at else "unknown",
             "quota_exhausted": self.client.quota_exhausted,
             **self.link_stats,
             **{f"activities_{k}": v for k, v in self.write_stats.items()},
         }
+        # Known only once Raynet has answered (X-Ratelimit-* headers); absent before the first request.
+        if budget.remaining is not None:
+            figures["budget_remaining"] = budget.remaining
+        if budget.reset_at is not None:
+            figures["budget_resets_at"] = budget.reset_at.isoformat()
+        return figures
 
     # -- lists ----------------------------------------------------------------------------------
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -226,9 +230,10 @@ class RaynetAdapter(CrmAdapter):
                     continue
                 if record["id"] in seen:
                     continue
-                if moment is None or (since_u is not None and moment < since_u) or (
-                    until_u is not None and moment >= until_u
-                ):
+                if moment is None:
+                    # No readable modified time: in every window, failed visibly by the engine (never dropped).
+                    record[RECORD_ERROR_KEY] = f"Raynet {entity} {record['id']} has no readable modified time"
+                elif (since_u is not None and moment < since_u) or (until_u is not None and moment >= until_u):
                     continue
                 seen.add(record["id"])
                 yield record
@@ -396,6 +401,50 @@ class RaynetAdapter(CrmAdapter):
             if record is not None:
                 return record
         return None
+
+    def find_activities_by_external_ids(self, field: str, values: Iterable[str]) -> dict[str, Record]:
+        """Many activities by extId: one scan of the recent activities instead of a GET per value.
+
+        Raynet has no filter on extIds, so the activities created in the last
+        ``activities.lookup_days`` days are listed (1000 per request, per configured entity) and
+        matched here; up to ``lookup_fallback_max`` values the scan did not find are confirmed by
+        ``GET /{entity}/ext/{extId}/``. Reading [U]: list records carry ``extIds`` like details;
+        if a list answers without that key, the adapter falls back to per-value lookups.
+        """
+        if field == "id":
+            return {v: r for v in values if (r := self.find_activity_by("id", v)) is not None}
+        if field != LOOKUP_FIELD:
+            raise ValueError(f"Raynet activities are looked up by {LOOKUP_FIELD!r} or 'id', not {field!r}")
+        wanted = list(dict.fromkeys(str(v).strip() for v in values if v is not None and str(v).strip()))
+        settings = self.settings.activities
+        if len(wanted) <= 2:
+            return {v: r for v in wanted if (r := self.find_activity_by(LOOKUP_FIELD, v)) is not None}
+        missing = set(wanted)
+        found: dict[str, Record] = {}
+        since = self.client.now() - timedelta(days=settings.lookup_days)
+        lists_carry_ext_ids = True
+        for entity in self._activity_entities():
+            params = {"rowInfo.createdAt[GE]": raynet_iso(since), "sortColumn": "id", "sortDirection": "ASC"}
+            for page in self._pages(entity, params):
+                for raw in page:
+                    if "extIds" not in raw:
+                        lists_carry_ext_ids = False
+                        break
+                    for ext in raw.get("extIds") or []:
+                        name = str(ext)[len(settings.ext_id_prefix):]
+                        if str(ext).startswith(settings.ext_id_prefix) and name in missing:
+                            found[name] = activity_record(entity, raw, settings.ext_id_prefix)
+                            missing.discard(name)
+                if not missing or not lists_carry_ext_ids:
+                    break
+            if not missing or not lists_carry_ext_ids:
+                break
+        confirm = sorted(missing) if not lists_carry_ext_ids else sorted(missing)[: settings.lookup_fallback_max]
+        for name in confirm:
+            record = self.find_activity_by(LOOKUP_FIELD, name)
+            if record is not None:
+                found[name] = record
+        return {v: found[v] for v in wanted if v in found}
 
     # -- activities: writes -------------------------------------------------------------------------
     def _person_index(self) -> PersonIndex:

@@ -101,6 +101,9 @@ class RaynetClient:
         self._auth_refused: str | None = None
 
     # -- budget ---------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self._clock()
+
     @property
     def where(self) -> str:
         return f"Raynet instance {self.settings.instance_name!r} (user {self.settings.username})"

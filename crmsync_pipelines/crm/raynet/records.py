@@ -85,9 +85,15 @@ def _custom_fields(value: Any) -> dict[str, Any]:
 
 
 def modified_at(raw: dict[str, Any]) -> datetime | None:
-    """``max(created, updated)``: Raynet's ``rowInfo.lastModifiedAt`` (not sent in records)."""
-    moments = [parse_datetime(raw.get(key)) for key in (MODIFIED_KEY, *ROW_INFO_DATES)]
-    present = [m for m in moments if m is not None]
+    """``max(created, updated)``: Raynet's ``rowInfo.lastModifiedAt`` (not sent in records); ``None`` if unreadable."""
+    present = []
+    for key in (MODIFIED_KEY, *ROW_INFO_DATES):
+        try:
+            moment = parse_datetime(raw.get(key))
+        except (TypeError, ValueError):
+            continue
+        if moment is not None:
+            present.append(moment)
     return max(present) if present else None
 
 

@@ -63,6 +63,11 @@ class RaynetActivitySettings(_Strict):
     owner_id: int | None = Field(default=None, ge=1)
     #: ``MINOR`` | ``DEFAULT`` | ``CRITICAL`` (required by Raynet on create).
     priority: Priority = "DEFAULT"
+    #: Batched extId lookups (reconciliation, ``--force-full``) scan the activities created this
+    #: many days back, 1000 per request, instead of one ``GET .../ext/...`` per activity.
+    lookup_days: int = Field(default=14, ge=1, le=366)
+    #: Values such a scan does not find (older, or deleted in Raynet) are confirmed one by one, up to this many.
+    lookup_fallback_max: int = Field(default=20, ge=0, le=10_000)
     #: How an activity without a Daktela contact of ours is matched to a Raynet person.
     link_by: list[LinkKey] = Field(default_factory=lambda: list(_LINK_KEYS))
 
