@@ -285,8 +285,17 @@ def _hour(found: dict[str, str]) -> int:
     hour12 = int(found["hour12"])
     if not 1 <= hour12 <= 12:
         raise ImpossibleDateError(f"12-hour clock hour {hour12} is not 1-12")
+    if "ampm" not in found:
+        return hour12  # PHP adjusts a 12-hour clock only when a meridian was read
     hour = hour12 % 12
-    return hour + 12 if found.get("ampm", "am").lower().startswith("p") else hour
+    return hour + 12 if found["ampm"].lower().startswith("p") else hour
+
+
+def _fraction(found: dict[str, str]) -> int:
+    """Microseconds from ``u`` (up to 6 digits) or ``v`` (up to 3): both are decimal fractions."""
+    if "milli" in found:
+        return int(found["milli"].ljust(3, "0")) * 1000
+    return int(found["micro"].ljust(6, "0")) if "micro" in found else 0
 
 
 def _from_day_of_year(found: dict[str, str], year: int, month: int, day: int) -> tuple[int, int]:
@@ -304,7 +313,7 @@ def _build(found: dict[str, str]) -> datetime:
     if "iso" in found:
         return datetime.fromisoformat(found["iso"].replace("Z", "+00:00"))
     if "epoch" in found:
-        return datetime.fromtimestamp(int(found["epoch"]), UTC)
+        return datetime.fromtimestamp(int(found["epoch"]), UTC).replace(microsecond=_fraction(found))
     year = _year(found)
     if "month" in found:
         month = int(found["month"])
@@ -315,9 +324,7 @@ def _build(found: dict[str, str]) -> datetime:
     day = int(found.get("day", "1"))
     if "yday" in found:
         month, day = _from_day_of_year(found, year, month, day)
-    micro = int(found["micro"].ljust(6, "0")) if "micro" in found else 0
-    if "milli" in found:
-        micro = int(found["milli"].ljust(3, "0")) * 1000
+    micro = _fraction(found)
     zone = _parse_zone(found["zone"]) if "zone" in found else None
     moment_dt = datetime(
         year, month, day, _hour(found), int(found.get("minute", "0")), int(found.get("second", "0")), micro, tzinfo=zone
