@@ -41,13 +41,16 @@ class _Node(dict[str, Any]):
         self.next_index = 0
 
 
-def parse_query(query: str, *, max_fields: int | None = None, max_depth: int | None = None) -> dict[str, Any]:
+def parse_query(
+    query: str, *, max_fields: int | None = None, max_depth: int | None = None, errors: str = "replace"
+) -> dict[str, Any]:
     """Parse a raw query string into nested dicts; nested all-numeric-key dicts become lists.
 
     ``max_fields`` bounds the number of ``key=value`` fields and ``max_depth`` the nesting
     (``a=1`` is depth 1, ``a[b]=1`` depth 2); exceeding either raises ``QueryLimitError``
     before the tree is built past the limit. The top level is always a dict, like PHP's
-    ``$_GET``/``$_POST``.
+    ``$_GET``/``$_POST``. ``errors`` is how percent-encoded bytes that are not UTF-8 are
+    decoded (``"strict"`` raises ``UnicodeDecodeError`` instead of writing U+FFFD).
     """
     pairs = [pair for pair in query.split("&") if pair]
     if max_fields is not None and len(pairs) > max_fields:
@@ -55,9 +58,9 @@ def parse_query(query: str, *, max_fields: int | None = None, max_depth: int | N
     root = _Node()
     for pair in pairs:
         raw_key, _, raw_value = pair.partition("=")
-        parts = _split_key(unquote_plus(raw_key), max_depth)
+        parts = _split_key(unquote_plus(raw_key, errors=errors), max_depth)
         if parts:
-            _assign(root, parts, unquote_plus(raw_value))
+            _assign(root, parts, unquote_plus(raw_value, errors=errors))
     return _listify(root)
 
 

@@ -63,3 +63,10 @@ def test_depth_cap_counts_the_base_name_as_level_one() -> None:
 
 def test_empty_pairs_do_not_count_as_fields() -> None:
     assert parse_query("a=1&&&&b=2", max_fields=2) == {"a": "1", "b": "2"}
+
+
+def test_bytes_that_are_not_utf8_are_replaced_or_refused() -> None:
+    assert parse_query("a=%FF") == {"a": "\ufffd"}  # the simulator's lenient default
+    with pytest.raises(UnicodeDecodeError):
+        parse_query("a=%FF", errors="strict")
+    assert parse_query("a=%C5%BE", errors="strict") == {"a": "ž"}

@@ -147,6 +147,23 @@ def test_unreadable_numbers_are_400_not_500(client: httpx.Client, inbox: Inbox, 
     _refused(_post_raw(client, raw, JSON), 400, message, inbox)
 
 
+def test_number_beyond_a_double_is_400_not_infinity(client: httpx.Client, inbox: Inbox) -> None:
+    raw = b'{"event": "call_close", "name": "c1", "data": {"x": 1e400}}'
+    _refused(_post_raw(client, raw, JSON), 400, "a number in the body is out of the range of a double (RFC 8259 §6)",
+             inbox)
+
+
+@pytest.mark.parametrize("content_type", [FORM, None])
+def test_percent_encoded_bytes_that_are_not_utf8_are_400_not_replaced(
+    client: httpx.Client, inbox: Inbox, content_type: str | None
+) -> None:
+    """Decoding %FF as U+FFFD would store a record id the sender never sent."""
+    response = _post_raw(client, b"event=call_close&name=c%FF1", content_type)
+    _refused(response, 400, "form body: a percent-encoded value is not valid UTF-8", inbox)
+    assert _post_raw(client, b"event=call_close&name=%C5%BEc1", content_type).status_code == 202
+    assert [e.record_id for e in inbox.events()] == ["žc1"]
+
+
 def test_integer_name_of_100_digits_is_an_id(client: httpx.Client, inbox: Inbox) -> None:
     assert _post_raw(client, b'{"event": "call_close", "name": ' + b"7" * 100 + b"}", JSON).status_code == 202
     assert [e.record_id for e in inbox.events()] == ["7" * 100]

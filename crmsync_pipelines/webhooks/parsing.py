@@ -9,6 +9,7 @@ anything we could not act on with a 4xx instead of the SDK's silent 200 (W19).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,8 +111,15 @@ def _no_constant(name: str) -> Any:
     raise BodyLimitError(400, f"{name} is not a JSON value (RFC 8259 §6)")
 
 
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise BodyLimitError(400, "a number in the body is out of the range of a double (RFC 8259 §6)")
+    return value
+
+
 _PARSE_INT = _bounded_number(int)
-_PARSE_FLOAT = _bounded_number(float)
+_PARSE_FLOAT = _bounded_number(_finite_float)
 
 
 def _decode_json(raw: bytes, limits: BodyLimits) -> dict[str, Any]:
@@ -136,9 +144,12 @@ def _decode_form(raw: bytes, limits: BodyLimits) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise PayloadError(400, "form body is not valid UTF-8") from None
     try:
-        decoded = parse_query(text, max_fields=limits.max_keys, max_depth=limits.max_depth)
+        decoded = parse_query(text, max_fields=limits.max_keys, max_depth=limits.max_depth, errors="strict")
     except QueryLimitError as exc:
         raise BodyLimitError(413 if exc.limit == "fields" else 400, f"form body: {exc}") from None
+    except UnicodeDecodeError:
+        # Decoding with U+FFFD would store a value the sender never sent (a record id that does not exist).
+        raise BodyLimitError(400, "form body: a percent-encoded value is not valid UTF-8") from None
     try:
         parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))  # validation only
     except ValueError:
