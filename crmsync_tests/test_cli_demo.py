@@ -61,3 +61,57 @@ def test_demo_syncs_everything_then_a_second_demo_writes_nothing(
     import os
 
     assert "DAKTELA_ACCESS_TOKEN" not in os.environ
+
+
+def test_demo_instance_fails_a_crashed_run_so_its_flow_is_not_stuck(tmp_path: Path) -> None:
+    """kill -9 of a run leaves it STARTED; the shipped dagster.yaml's run monitoring fails it
+    once it is past ``max_runtime_seconds`` (freeing the one-run-per-flow slot), and its run
+    retries re-launch a run that died, not a step that failed."""
+    import logging
+    from datetime import UTC, datetime, timedelta
+
+    import dagster as dg
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.test_utils import create_run_for_test
+    from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+
+    from crmsync_pipelines.cli.demo_setup import write_dagster_yaml
+
+    home = tmp_path / "dagster_home"
+    write_dagster_yaml(home)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_start_timeout_seconds == 180
+        assert instance.run_monitoring_max_runtime_seconds == 3600
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
+        assert instance.run_retries_retry_on_asset_or_op_failure is False
+
+        crashed = create_run_for_test(instance, job_name="crm_to_daktela", status=dg.DagsterRunStatus.STARTED,
+                                      tags={"crmsync/flow": "crm_to_daktela"})
+        recent = create_run_for_test(instance, job_name="daktela_to_crm", status=dg.DagsterRunStatus.STARTED,
+                                     tags={"crmsync/flow": "daktela_to_crm"})
+        for run, started in ((crashed, datetime.now(UTC) - timedelta(hours=2)),
+                             (recent, datetime.now(UTC) - timedelta(minutes=5))):
+            instance.run_storage.handle_run_event(
+                run.run_id, DagsterEvent(DagsterEventType.RUN_START.value, job_name=run.job_name),
+                update_timestamp=started,
+            )
+            record = instance.get_run_record_by_id(run.run_id)
+            assert record is not None
+            monitor_started_run(instance, None, record, logging.getLogger("test"))  # type: ignore[arg-type]
+        crashed_after = instance.get_run_by_id(crashed.run_id)
+        recent_after = instance.get_run_by_id(recent.run_id)
+        assert crashed_after is not None and crashed_after.status == dg.DagsterRunStatus.FAILURE
+        assert recent_after is not None and recent_after.status == dg.DagsterRunStatus.STARTED
+
+
+def test_an_unedited_dagster_yaml_of_an_earlier_release_is_upgraded_an_edited_one_kept(tmp_path: Path) -> None:
+    from crmsync_pipelines.cli import demo_setup
+
+    old, edited = tmp_path / "old", tmp_path / "edited"
+    for home in (old, edited):
+        home.mkdir()
+    (old / "dagster.yaml").write_text(demo_setup._PREVIOUS_DAGSTER_YAMLS[0], encoding="utf-8")
+    (edited / "dagster.yaml").write_text("telemetry: {enabled: false}\n", encoding="utf-8")
+    assert demo_setup.write_dagster_yaml(old).read_text(encoding="utf-8") == demo_setup.DAGSTER_YAML
+    assert demo_setup.write_dagster_yaml(edited).read_text(encoding="utf-8") == "telemetry: {enabled: false}\n"

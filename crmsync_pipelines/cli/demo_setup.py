@@ -34,9 +34,46 @@ concurrency:
       - key: crmsync/flow
         value: {applyLimitPerUniqueValue: true}
         limit: 1
+# A run whose process died (kill -9, OOM, a lost host) must not hold its flow's slot forever:
+# the daemon fails runs stuck starting or cancelling, and runs past max_runtime_seconds (the
+# local run launcher cannot see a dead run worker, so the runtime cap is what frees a STARTED
+# run; tag a long backfill with dagster/max_runtime_seconds to give it more). See
+# docs/operations.md, "Stuck and crashed runs".
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_runtime_seconds: 3600
+  poll_interval_seconds: 60
+# A run that failed because its process died is re-launched once (from the failed steps).
+# Step failures are not: the jobs' step retry policy already retried what a retry can fix.
+run_retries:
+  enabled: true
+  max_retries: 1
+  retry_on_asset_or_op_failure: false
 telemetry:
   enabled: false
 """
+
+#: What earlier releases wrote; replaced by :data:`DAGSTER_YAML` unless the user edited it.
+_PREVIOUS_DAGSTER_YAMLS = (
+    """\
+# Written by `crmsync demo` / `crmsync dev`: a persistent local Dagster instance.
+python_logs:
+  python_log_level: INFO
+  managed_python_loggers: [crmsync]
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      # One run per flow at a time: two runs of a flow would diff the same window twice.
+      - key: crmsync/flow
+        value: {applyLimitPerUniqueValue: true}
+        limit: 1
+telemetry:
+  enabled: false
+""",
+)
 
 
 @dataclass(frozen=True)
@@ -96,10 +133,13 @@ def write_demo_config(paths: DemoPaths, template: Path = BUNDLED_CONFIG, **overr
 
 
 def write_dagster_yaml(dagster_home: Path) -> Path:
-    """A ``dagster.yaml`` for a persistent local instance (kept if the user edited it)."""
+    """A ``dagster.yaml`` for a persistent local instance.
+
+    Kept if the user edited it; a file exactly as an earlier release wrote it is upgraded.
+    """
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
-    if not target.exists():
+    if not target.exists() or target.read_text(encoding="utf-8") in _PREVIOUS_DAGSTER_YAMLS:
         target.write_text(DAGSTER_YAML, encoding="utf-8")
     return target
 
