@@ -49,9 +49,14 @@ READABLE: list[tuple[Any, datetime]] = [
     ("  2026-11-20T10:00:00Z \n", utc(2026, 11, 20, 10)),
     ("20261120T100000Z", utc(2026, 11, 20, 10)),  # ISO 8601 basic
     ("Fri, 20 Nov 2026 10:00:00 +0100", utc(2026, 11, 20, 9)),  # RFC 2822
+    ("2026-11-20T10:00+01:00[Europe/Prague]", utc(2026, 11, 20, 9)),  # Java ZonedDateTime, RFC 9557
+    ("2026-07-01T10:00[Europe/Prague]", utc(2026, 7, 1, 8)),  # the bracketed zone serves naive text
+    ("2026-11-20T10:00:00-05:00[Europe/Prague]", utc(2026, 11, 20, 15)),  # the offset wins
     # European day-first, naive
     ("30.11.2026 09:15", utc(2026, 11, 30, 9, 15)),  # the example
     ("30.11.2026 09:15:30", utc(2026, 11, 30, 9, 15, 30)),
+    ("30.11.2026 09:15:30.25", utc(2026, 11, 30, 9, 15, 30, 250000)),
+    ("2026/11/30 09:15:00,123456789", utc(2026, 11, 30, 9, 15, 0, 123456)),
     ("1.2.2026 8:05", utc(2026, 2, 1, 8, 5)),
     ("30. 11. 2026 9:15", utc(2026, 11, 30, 9, 15)),  # Czech typography
     ("30.11.2026", utc(2026, 11, 30)),
@@ -102,6 +107,9 @@ UNREADABLE: list[tuple[Any, str]] = [
     (b"2026-11-20", "is a bytes, not a time"),
     ("9999-12-31T23:59:59-05:00", "out of the representable range"),
     ("20261332", "is not a time"),  # compact date with month 13
+    ("2026-11-20T10:00[Mars/Olympus]", "names an unknown time zone 'Mars/Olympus'"),
+    ("2026-11-20T10:00[../../etc/passwd]", "is not a time"),
+    (46346.5, "46346.5 is not a plausible time"),  # a spreadsheet serial date: refused, not guessed
 ]
 
 

@@ -21,6 +21,7 @@ value                                     read as
 ``30.11.2026 09:15`` / ``30. 11. 2026``   European ``d.m.Y H:i[:s]`` (configured zone)
 ``2026/11/30 09:15:00``                   ``Y/m/d H:i[:s]`` (configured zone)
 ``Fri, 20 Nov 2026 10:00:00 +0100``       RFC 2822 (e-mail and HTTP dates)
+``2026-11-20T10:00+01:00[Europe/Prague]`` Java ``ZonedDateTime`` / RFC 9557 (the zone serves naive text)
 ``1764493200`` / ``1764493200.5``         Unix epoch seconds (number or digit string)
 ``1764493200000``                         Unix epoch milliseconds (13 digits)
 ``1764493200000000``                      Unix epoch microseconds (16 digits)
@@ -74,11 +75,14 @@ _ISO_LOOSE = re.compile(
 )
 _DAY_FIRST = re.compile(
     r"(?P<d>\d{1,2})\.\s?(?P<m>\d{1,2})\.\s?(?P<y>\d{4})"
-    r"(?:[ ,]\s*(?P<H>\d{1,2}):(?P<i>\d{2})(?::(?P<s>\d{2}))?)?"
+    r"(?:[ ,]\s*(?P<H>\d{1,2}):(?P<i>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
 )
 _YEAR_SLASH = re.compile(
-    r"(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})(?:[ T](?P<H>\d{1,2}):(?P<i>\d{2})(?::(?P<s>\d{2}))?)?"
+    r"(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})"
+    r"(?:[ T](?P<H>\d{1,2}):(?P<i>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
 )
+#: Java's ``ZonedDateTime.toString()`` and RFC 9557: ``2026-11-20T10:00+01:00[Europe/Prague]``.
+_ZONE_SUFFIX = re.compile(r"(?P<base>.+?)\[(?P<zone>[A-Za-z][A-Za-z0-9_+\-/]*)\]")
 _RFC2822 = re.compile(
     r"(?:[A-Za-z]{3},\s*)?\d{1,2}\s+[A-Za-z]{3}\s+\d{4}\s+\d{2}:\d{2}(?::\d{2})?\s*(?:[+-]\d{4}|[A-Z]{2,3})?"
 )
@@ -168,6 +172,12 @@ class ModifiedTimeReader:
         return self._auto_number(value)
 
     def _text(self, raw: str, text: str) -> datetime:
+        if bracketed := _ZONE_SUFFIX.fullmatch(text):
+            try:
+                in_zone = reader(self.layout, bracketed["zone"])
+            except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+                raise UnreadableTime(f"{_shown(raw)} names an unknown time zone {bracketed['zone']!r}") from None
+            return in_zone._text(raw, bracketed["base"].strip())  # an offset in the text still wins
         try:
             return self._zoned(datetime.fromisoformat(text))
         except ValueError:
@@ -206,6 +216,7 @@ class ModifiedTimeReader:
             int(match["H"] or 0),
             int(match["i"] or 0),
             int(match["s"] or 0),
+            int((match["f"] or "0")[:6].ljust(6, "0")),
         )
         return self._zoned(moment)
 
