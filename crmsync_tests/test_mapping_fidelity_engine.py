@@ -71,13 +71,21 @@ def test_unreadable_phones_fail_their_records_visibly_and_are_counted(engine_env
     assert engine_env.sim.get("contacts", f"crm_{ids[3]}")["customFields"]["number"] == ["+420602345678"]  # type: ignore[index]
 
 
-def test_on_invalid_drop_syncs_the_record_without_the_number_and_counts_it(engine_env: EngineEnv) -> None:
+def test_on_invalid_drop_syncs_the_record_without_the_number_and_counts_it(
+    engine_env: EngineEnv, caplog: pytest.LogCaptureFixture
+) -> None:
     dropping = _mapping_variant(engine_env, "on_invalid: fail", "on_invalid: drop")
     ids = _set_phones(engine_env, ["0737 123 456", "603 123 456, 604 567 890"])
     engine = engine_env.engine(contact_mapping=dropping)
     engine.sync("account", ALL, "run-1")
     _extract, mapped, load = engine.sync("contact", ALL, "run-1")
     assert mapped.counts["refused_values"] == 1 and mapped.counts["invalid"] == 0
+    warnings = [r.getMessage() for r in caplog.records if "refused value" in r.getMessage()]
+    assert warnings == [
+        "contact: 1 refused value(s): 0 failed their record, 0 written unchanged (on_invalid: keep), "
+        f"1 left out (on_invalid: drop); e.g. {ids[0]} customFields.number: "
+        "'0737 123 456' is not a valid phone number in CZ or SK (drop)"
+    ]
     assert load.counts["created"] == _contact_count(engine_env)
     assert engine.staging.failed_records("contact") == []
     assert engine_env.sim.get("contacts", f"crm_{ids[0]}")["customFields"]["number"] == []  # type: ignore[index]

@@ -8,6 +8,7 @@ and fails alone; the blocking checks only stop a batch when the share of bad rec
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from crmsync_pipelines.engine.compare import payload_hash
@@ -31,6 +32,24 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
 REFUSED_CODE = "refused_value"
 
 
+@dataclass
+class _WrittenRefusals:
+    """Values refused but written under ``on_invalid: keep``/``drop``: counts and a bounded sample."""
+
+    kept: int = 0
+    dropped: int = 0
+    sample: list[str] = field(default_factory=list)
+
+    def add(self, source_id: str, refusals: list[Refusal]) -> None:
+        for refusal in refusals:
+            if refusal.policy == "keep":
+                self.kept += 1
+            else:
+                self.dropped += 1
+            if len(self.sample) < 5:
+                self.sample.append(f"{source_id} {refusal.field}: {refusal.reason} ({refusal.policy})")
+
+
 def _map_one(
     ctx: EngineContext,
     entity: str,
@@ -39,7 +58,7 @@ def _map_one(
     relations: dict[str, dict[str, str]],
     source_id: str,
     record: dict[str, Any],
-    written_refusals: list[tuple[str, Refusal]],
+    written_refusals: _WrittenRefusals,
 ) -> MappedRow:
     def invalid(code: str, reason: str, payload: dict[str, Any] | None = None, klass: str = "validation") -> MappedRow:
         return MappedRow(source_id, None, payload, payload_hash(payload) if payload else None, klass,
@@ -55,7 +74,8 @@ def _map_one(
         payload = ctx.mapper.map(record, mapping, spec.direction, relations, refusals=refused)
     except MappingError as exc:
         return invalid(REFUSED_CODE if isinstance(exc, RecordMappingError) and exc.refused else "mapping", str(exc))
-    written_refusals.extend((source_id, refusal) for refusal in refused)
+    if refused:
+        written_refusals.add(source_id, refused)
     key = key_of(read_path(payload, mapping.lookup_field))
     if key is None:
         return invalid("missing_key", f"lookup field {mapping.lookup_field!r} is empty", payload)
@@ -77,7 +97,7 @@ def map_batch(
     resolver = RelationResolver(ctx)
     ctx.staging.clear_mapped(batch_id)
     mapped = 0
-    written_refusals: list[tuple[str, Refusal]] = []
+    written_refusals = _WrittenRefusals()
     for chunk in ctx.staging.iter_raw(batch_id, ctx.settings.chunk_size):
         relations = resolver.resolve(mapping, (record for _, record in chunk))
         rows = [_map_one(ctx, entity, mapping, resolver, relations, sid, rec, written_refusals) for sid, rec in chunk]
@@ -102,22 +122,18 @@ def map_batch(
                 ])
         ctx.staging.finish_map(batch_id)
     counts = {"mapped": quality["total"] - quality["invalid"], "invalid": quality["invalid"]}
-    refused_values = quality.get(REFUSED_CODE, 0) + len(written_refusals)
+    failed = quality.get(REFUSED_CODE, 0)
+    refused_values = failed + written_refusals.kept + written_refusals.dropped
     if refused_values:
         # Values, not records: a record whose value was kept or dropped (on_invalid) still syncs.
         counts["refused_values"] = refused_values
-        _log_refusals(ctx, entity, quality.get(REFUSED_CODE, 0), written_refusals)
+        sample = "; ".join(written_refusals.sample)
+        ctx.log.warning(
+            "%s: %d refused value(s): %d failed their record, %d written unchanged (on_invalid: keep), "
+            "%d left out (on_invalid: drop)%s", entity, refused_values, failed, written_refusals.kept,
+            written_refusals.dropped, f"; e.g. {sample}" if sample else "",
+        )
     return counts, checks, failures[:20]
-
-
-def _log_refusals(ctx: EngineContext, entity: str, failed: int, written: list[tuple[str, Refusal]]) -> None:
-    kept = sum(1 for _, refusal in written if refusal.policy == "keep")
-    sample = "; ".join(f"{sid} {r.field}: {r.reason} ({r.policy})" for sid, r in written[:5])
-    ctx.log.warning(
-        "%s: %d refused value(s): %d failed their record, %d written unchanged (on_invalid: keep), "
-        "%d left out (on_invalid: drop)%s",
-        entity, failed + len(written), failed, kept, len(written) - kept, f"; e.g. {sample}" if sample else "",
-    )
 
 
 def _checks(ctx: EngineContext, batch_id: str, quality: dict[str, int]) -> list[CheckOutcome]:
