@@ -260,7 +260,7 @@ def test_search_ignores_case_and_diacritics(empty_crm_adapter: SqlCrmAdapter, cr
         empty_crm_adapter.search_accounts("  ")
 
 
-def test_iteration_streams_in_fetch_size_chunks(empty_crm_path: Path, crm_seeder: DemoCrmSeeder) -> None:
+def test_iteration_streams_one_consistent_snapshot(empty_crm_path: Path, crm_seeder: DemoCrmSeeder) -> None:
     for i in range(25):
         crm_seeder.add_account({"name": f"Firma {i}"}, T0 + timedelta(minutes=i))
     adapter = _adapter(empty_crm_path, fetch_size=4)
