@@ -152,6 +152,18 @@ VALID: list[tuple[Any, dict[str, Any], Any]] = [
     (["603 123 456", "", None, "+421 905 123 456"], CZ, ["+420603123456", "", None, "+421905123456"]),
     (["603 123 456, 604 567 890", "737 123 456"], CZ, ["+420603123456", "+420604567890", "+420737123456"]),
     (("603 123 456",), CZ, ["+420603123456"]),
+    # more layouts seen in exports
+    ("00 420 603 123 456", CZ, "+420603123456"),
+    ("+420 603 123 456.", CZ, "+420603123456"),
+    ("603 12 34 56", CZ, "+420603123456"),
+    ("(603) 123 456", CZ, "+420603123456"),
+    ("\u200e+420 603 123 456", CZ, "+420603123456"),  # a direction mark pasted from a mail client
+    ("\uff16\uff10\uff13\uff11\uff12\uff13\uff14\uff15\uff16", CZ, "+420603123456"),  # full-width digits
+    ("+420 603 123 456\t", CZ, "+420603123456"),
+    ("+420 603 123 456 ext", CZ, "+420603123456"),  # a marker without digits is a label
+    ("+1 (202) 555-0123 ext. 5", CZ, "+12025550123"),
+    ("tel 603123456, fax 604567890", CZ, ["+420603123456", "+420604567890"]),
+    ("+420 603 123 456 / +420 603 123 456", CZ, "+420603123456"),
     # empty values
     (None, CZ, None),
     ("", CZ, ""),
@@ -178,6 +190,12 @@ REFUSED: list[tuple[Any, dict[str, Any], str]] = [
     ("12", CZ, "'12' is not a valid phone number in CZ"),
     ("0", CZ, "is not a valid phone number in CZ"),
     ("++420737123456", CZ, "has letters or symbols inside the number"),
+    ("+420603123456+420604567890", CZ, "has letters or symbols inside the number"),
+    ("603123456 603123456", CZ, "is not a valid phone number in CZ"),  # never split on spaces
+    ("0 603 123 456", CZ_SK, "is not a valid phone number in CZ or SK"),
+    ("603 123 456 (0)", CZ, "is not a valid phone number in CZ"),
+    ("9" * 300, CZ, "is not a valid phone number in CZ"),
+    ("ext. 12", CZ, "'ext. 12' is not a valid phone number in CZ"),
     # letters inside the number are never converted to digits
     ("737 12A 456", CZ, "'737 12A 456' has letters or symbols inside the number"),
     ("1-800-FLOWERS", CZ, "is not a valid phone number in CZ"),
