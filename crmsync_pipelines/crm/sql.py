@@ -179,6 +179,11 @@ class _Modified:
         prefix = f"unreadable modified time in column {self.column!r}"
         if isinstance(raw, _InvalidText):
             return f"{prefix}: {bytes(raw)!r} is not valid UTF-8 text"
+        if isinstance(raw, bytes):  # a BLOB is read like the SQL function reads it: as UTF-8 text
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"{prefix}: {raw!r} is binary data, not a time"
         try:
             self.reader.read(raw)
         except UnreadableTime as exc:
