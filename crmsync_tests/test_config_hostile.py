@@ -374,3 +374,42 @@ def test_dagster_definitions_load_fast_and_show_the_config_error(config_file: Pa
     assert "Traceback" not in output and "RecursionError" not in output
     assert "crmsync: sync.yaml: invalid YAML at line " in output
     assert shown in output
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://", "instance_url needs a host name, like https://acme.daktela.com"),
+        ("http://exa mple.com", "instance_url contains a space or a control character"),
+        ("https://acme\tx.daktela.com", "instance_url contains a space or a control character"),
+        ("https://acme.daktela.com:99999", "instance_url is not a valid URL (Port out of range 0-65535)"),
+        ("https://acme.daktela.com:0", "instance_url has port 0; allowed: 1..65535"),
+        ("https://[::1", "instance_url is not a valid URL (Invalid IPv6 URL)"),
+        ("https://admin:hunter2-pw@acme.daktela.com", "instance_url must not contain a user name or password; "
+                                                      "the token belongs in daktela.access_token"),
+        ("https://acme.daktela.com/?accessToken=x", "instance_url must not have a query string or fragment"),
+        ("ftp://acme.daktela.com", "instance_url must start with https:// (or http:// for a local simulator)"),
+    ],
+)
+def test_instance_urls_the_client_cannot_use_are_refused_at_validate(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    monkeypatch.setenv("DAKTELA_INSTANCE_URL", url)
+    result = CliRunner().invoke(cli, ["validate", "-c", str(config_file)])
+    assert result.exit_code == 1
+    assert f"Error: Configuration error: sync.yaml: daktela.instance_url: {message}" in result.output
+    assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://acme.daktela.com/", "https://acme.daktela.com"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("https://[::1]:8443/daktela", "https://[::1]:8443/daktela"),
+        ("https://čeština.example.cz", "https://čeština.example.cz"),
+    ],
+)
+def test_usable_instance_urls_load(config_file: Path, monkeypatch: pytest.MonkeyPatch, url: str, shown: str) -> None:
+    monkeypatch.setenv("DAKTELA_INSTANCE_URL", url)
+    assert load_config(config_file).daktela.instance_url == shown

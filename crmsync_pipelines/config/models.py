@@ -11,10 +11,12 @@ the loader, and ``mapping`` holds the loaded mapping so nothing reads YAML after
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -112,7 +114,37 @@ class DaktelaSection(_Strict):
         value = value.strip()
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("instance_url must start with https:// (or http:// for a local simulator)")
-        return value.rstrip("/")
+        value = value.rstrip("/")
+        if value:
+            _check_instance_url(value)
+        return value
+
+
+#: A host name (letters of any script, digits, '.', '-', '_') or a bracketed IPv6 address.
+_HOST = re.compile(r"[\w.-]+|\[[0-9A-Fa-f:.]+\]")
+
+
+def _check_instance_url(value: str) -> None:
+    """Refuse what the HTTP client would die on at the first request. Never echoes the value:
+    a URL with ``user:password@`` holds a credential."""
+    if any(char.isspace() or not char.isprintable() for char in value):
+        # urlsplit() silently drops tabs and newlines, the HTTP client would not.
+        raise ValueError("instance_url contains a space or a control character")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"instance_url is not a valid URL ({exc})") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("instance_url must not contain a user name or password; "
+                         "the token belongs in daktela.access_token")
+    host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
+    if not host or not _HOST.fullmatch(host):
+        raise ValueError("instance_url needs a host name, like https://acme.daktela.com")
+    if port == 0:
+        raise ValueError("instance_url has port 0; allowed: 1..65535")
+    if parts.query or parts.fragment:
+        raise ValueError("instance_url must not have a query string or fragment ('?' or '#')")
 
 
 class AutoCreateContact(_Strict):
