@@ -330,3 +330,24 @@ def test_identical_id_less_records_keep_distinct_keys_when_content_differs(engin
     assert sorted(_outcomes(engine, "run-2")) == keys
     assert len(engine.staging.failed_records("contact")) == 2
     engine.close()
+
+
+def test_cli_retry_failed_finds_ids_with_surrounding_spaces(engine_env: EngineEnv) -> None:
+    _text_id_crm(engine_env.crm_path, [(" padded ", "Padded"), ("plain", "Plain")])
+    config = engine_env.write_config(accounts=False)
+    engine_env.sim.add_fault(Fault(route="POST /api/v6/contacts.json", kind="status", status=500, times=None))
+    code, out = _run("sync", "--config", str(config), "--entity", "contact", "--since", "2026-11-20",
+                     "--until", "2026-11-21")
+    assert code == 1, out
+    staging = StagingStore(load_config(config).staging.path)
+    assert sorted(d["source_id"] for d in staging.failed_records("contact")) == [" padded ", "plain"]
+    engine_env.sim.clear_faults()
+
+    code, out = _run("retry-failed", "--config", str(config), "--entity", "contact")
+    assert code == 0, out
+    assert "retrying 2 failed record(s)" in out and "0 record(s) still failed" in out
+    assert "no longer exist" not in out
+    assert staging.failed_records("contact") == []
+    retried = [r for r in staging.ledger_rows(None, "contact") if r["outcome"] == "created"]
+    assert sorted(r["source_id"] for r in retried) == [" padded ", "plain"]
+    assert engine_env.sim.count("contacts") == 2
