@@ -332,9 +332,10 @@ def test_whoim_and_constructor_validation(simulator: SimulatorHandle, client: Da
 
 
 # -- issue 10: answers that are retried -----------------------------------------------------------
-def test_empty_200_on_a_list_read_is_retried(simulator: SimulatorHandle, client: DaktelaClient) -> None:
+@pytest.mark.parametrize("status", [200, 201, 204])
+def test_empty_200_on_a_list_read_is_retried(simulator: SimulatorHandle, client: DaktelaClient, status: int) -> None:
     simulator.insert("contacts", contact("c1"))
-    simulator.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=200, times=2))
+    simulator.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=status, times=2))
     page = client.list("contacts")
     assert [r["name"] for r in page.records] == ["c1"]
     assert simulator.request_count("GET", CONTACTS) == 3
@@ -384,6 +385,15 @@ def test_retry_after_on_a_5xx_read_is_honoured(simulator: SimulatorHandle, statu
         elapsed = time.monotonic() - started
     assert simulator.request_count("GET", CONTACTS) == 3
     assert elapsed >= 1.9  # two waits of Retry-After: 1, not a jittered backoff of a few ms
+
+
+def test_retry_after_as_an_http_date_on_a_503(simulator: SimulatorHandle, client: DaktelaClient) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+    simulator.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=503, retry_after=when))
+    started = time.monotonic()
+    client.list("contacts")
+    assert time.monotonic() - started >= 0.9  # HTTP-dates have whole-second resolution
+    assert simulator.request_count("GET", CONTACTS) == 2
 
 
 def test_retry_after_on_a_503_outlasting_the_budget_gives_up_after_the_waits(simulator: SimulatorHandle) -> None:

@@ -238,3 +238,16 @@ def test_a_400_that_the_unfiltered_read_gets_too_is_raised_and_not_remembered(
     demo_simulator.reset_log()
     assert list(a.iter_activities("call", since=since, until=until))
     assert "time" in demo_simulator.request_log[0].raw_query  # the date filter is still sent
+
+
+def test_an_unbounded_read_by_a_nullable_time_field_falls_back_too(demo_simulator: SimulatorHandle) -> None:
+    """``time_close`` reads ask for nulls first (``isnull``), a date filter too: refused alike."""
+    want = {r["id"] for r in make_adapter(demo_simulator).iter_activities("call", since=None, until=None,
+                                                                              time_field="time_close")}
+    assert want == {r["name"] for r in demo_simulator.all("activities") if r["type"] == "CALL"}
+    with run_simulator(seed="demo", reject_activity_date_filters=True) as sim:
+        a = make_adapter(sim, page_size=4)
+        got = [r["id"] for r in a.iter_activities("call", since=None, until=None, time_field="time_close")]
+        assert sorted(got) == sorted(want)
+        assert sim.request_log[0].status == 400
+        a.close()

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 
 from crmsync_pipelines.engine import Window
+from crmsync_pipelines.engine.reports import Entity
 from crmsync_pipelines.simulator import Fault, RequestRecord
 from crmsync_tests.fixtures.engine import EngineEnv
 from crmsync_tests.fixtures.faults import crm_ids, fast_engine, tune
 
 ALL = Window(None, None)
 RATE = 0.2
-ENTITIES = (("account", "accounts", "crm_acc_"), ("contact", "contacts", "crm_"))
+ENTITIES: tuple[tuple[Entity, str, str], ...] = (("account", "accounts", "crm_acc_"), ("contact", "contacts", "crm_"))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import pytest
 
 from crmsync_pipelines.daktela import DaktelaAuthError
 from crmsync_pipelines.engine import Window
+from crmsync_pipelines.engine.context import EngineSettings
 from crmsync_pipelines.simulator import Fault, run_simulator
 from crmsync_tests.fixtures.engine import EngineEnv, _env
 from crmsync_tests.fixtures.faults import crm_activity_ids, crm_ids, fast_engine, tune
@@ -118,8 +119,9 @@ def test_activities_sync_on_an_instance_that_refuses_date_filters(
         now = datetime.now(UTC)
         times = {a["name"]: engine.ctx.daktela.from_instance_time(a["time"]) for a in sim.all("activities")}
         cut = sorted(times.values())[len(times) // 2]
-        window = Window(cut, now + timedelta(days=1))
-        expected = {name for name, at in times.items() if cut <= at < window.end}
+        end = now + timedelta(days=1)
+        window = Window(cut, end)
+        expected = {name for name, at in times.items() if cut <= at < end}
         assert 0 < len(expected) < len(times)
         with caplog.at_level(logging.WARNING, logger="crmsync.daktela"):
             reports = engine.sync("activity", window, "run-1")
@@ -164,3 +166,22 @@ def test_force_full_rechecks_a_record_held_as_validation_that_is_in_daktela(engi
     assert engine.staging.failed_records() == []
     assert engine_env.sim.request_count("POST") == 0
     assert engine_env.sim.count("contacts") == len(crm_ids(engine_env, "contacts"))
+
+
+def test_token_revoked_between_chunks_files_the_rest_without_calls(engine_env: EngineEnv) -> None:
+    """Refused on a lookup of the second chunk: nothing more is asked, the rest waits as auth."""
+    engine = fast_engine(tune(engine_env.write_config(), write_concurrency=1), settings=EngineSettings(chunk_size=10))
+    engine.sync("account", ALL, "run-0")
+    engine_env.sim.reset_log()
+    engine_env.sim.add_fault(Fault(route=f"GET {CONTACTS}", kind="status", status=401, after=1, times=None))
+    total = len(crm_ids(engine_env, "contacts"))
+
+    load = engine.sync("contact", ALL, "run-1")[-1]
+
+    assert engine_env.sim.request_count("GET", CONTACTS) == 2  # chunk 1 looked up, chunk 2 refused
+    assert engine_env.sim.request_count("POST", CONTACTS) == 10
+    assert (load.counts.get("created"), load.counts.get("failed")) == (10, total - 10)
+    assert {f["error_class"] for f in engine.staging.failed_records("contact")} == {"auth"}
+    engine_env.sim.clear_faults()
+    assert engine.sync("contact", ALL, "run-2")[-1].counts.get("created") == total - 10
+    assert engine.staging.failed_records() == []
