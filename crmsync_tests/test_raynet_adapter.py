@@ -321,3 +321,19 @@ def test_conflict_on_update_of_a_deleted_activity_is_reported(raynet_sim: Raynet
     raynet_sim.store.delete("phoneCall", int(created["id"].split(":")[1]))
     with pytest.raises(ConflictError):
         adapter.update_activity(created["id"], _call("gone", title="x"))
+
+
+def test_batched_ext_lookup_scans_recent_activities_instead_of_one_get_each(
+    raynet_sim: RaynetSimulatorHandle, make_raynet: RaynetFactory
+) -> None:
+    adapter = make_raynet()
+    names = [f"batch-{i}" for i in range(30)]
+    adapter.upsert_activities("extId", [_call(n, type="call" if i % 2 else "sms") for i, n in enumerate(names)])
+    raynet_sim.reset_log()
+    found = adapter.find_activities_by_external_ids("extId", [*names, "never-written"])
+    assert set(found) == set(names)
+    assert found["batch-1"]["id"].startswith("phoneCall:") and found["batch-0"]["id"].startswith("task:")
+    # One list page per configured entity (phoneCall, email, task) plus one confirmation of the missing one.
+    assert raynet_sim.request_count("GET", "/api/v2/phoneCall/") == 1
+    assert raynet_sim.request_count("GET", "/api/v2/task/") == 1
+    assert raynet_sim.request_count() == 3 + 3  # "never-written" confirmed by extId on 3 entities

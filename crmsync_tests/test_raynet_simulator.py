@@ -142,3 +142,17 @@ def test_daily_quota_headers_and_exhaustion(raynet_sim: RaynetSimulatorHandle, a
     assert "Retry-After" not in refused.headers and refused.headers["X-Ratelimit-Remaining"] == "0"
     raynet_sim.next_day()
     assert api.get("company/").headers["X-Ratelimit-Remaining"] == "2"
+
+
+def test_custom_fields_are_created_with_generated_keys_and_validated(api: httpx.Client,
+                                                                     raynet_sim: RaynetSimulatorHandle) -> None:
+    created = api.put("customField/config/phoneCall/", json={"label": "Daktela fronta", "groupName": "Daktela",
+                                                             "dataType": "STRING"})
+    assert created.status_code == 201
+    key = created.json()["data"]["fieldName"]
+    assert key.startswith("Daktela_fronta_") and len(key) == len("Daktela_fronta_") + 5
+    owner = raynet_sim.user_ids[0]
+    assert api.put("phoneCall/", json=_call(owner, customFields={key: "Podpora"})).status_code == 201
+    assert api.get("phoneCall/1/").json()["data"]["customFields"] == {key: "Podpora"}
+    assert api.put("customField/config/phoneCall/", json={"label": "X", "groupName": "Daktela",
+                                                          "dataType": "STRING"}).status_code == 500

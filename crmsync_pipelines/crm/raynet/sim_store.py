@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import re
+import secrets
 import threading
 import unicodedata
 from collections.abc import Callable
@@ -78,6 +79,8 @@ _PRIORITIES = ("MINOR", "DEFAULT", "CRITICAL")
 _STATUSES = ("NEW", "SCHEDULED", "COMPLETED", "CANCELLED")
 _COMPANY_REQUIRED = ("name", "rating", "state", "role")
 MAX_EXT_IDS = 10
+_CUSTOM_TYPES = ("STRING", "TEXT", "BIG_DECIMAL", "BOOLEAN", "DATE", "DATETIME", "TIME", "ENUMERATION", "HYPERLINK",
+                 "MONETARY", "PERCENT", "FILE")
 
 
 class ApiError(Exception):
@@ -243,6 +246,28 @@ class RaynetStore:
         with self._lock:
             if self._records[entity].pop(int(record_id), None) is None:
                 raise ApiError(404, "EntityNotFoundException", f"Záznam {record_id} neexistuje.")
+
+    def add_custom_field(self, entity: str, body: Any) -> str:
+        """``PUT /customField/config/{entity}/``: a new field; its key is the label plus a random suffix."""
+        if entity not in ("company", "person", "lead", "businessCase", "offer", "salesOrder", "product", "project",
+                          *ACTIVITY_ENTITIES):
+            raise ApiError(404, "NotFound", f"Entita {entity} nepodporuje volitelná pole.")
+        if not isinstance(body, dict):
+            raise ApiError(400, "Request body must be a JSON object")
+        label, group, kind = str(body.get("label") or ""), str(body.get("groupName") or ""), body.get("dataType")
+        if len(label) < 3 or len(group) < 3:
+            raise business_error("exception.validation.length", "Atributy 'label' a 'groupName' mají alespoň 3 znaky.")
+        if kind not in _CUSTOM_TYPES:
+            raise ApiError(500, "IllegalArgumentException", f"Neplatná hodnota atributu 'dataType': {kind}")
+        base = re.sub(r"\W+", "_", unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()).strip("_")
+        with self._lock:
+            key = f"{base or 'pole'}_{secrets.token_hex(3)[:5]}"
+            item = {"label": label, "name": key, "groupName": group, "dataType": kind,
+                    "enumeration": list(body.get("enumeration") or []), "readOnly": False, "hint": body.get("hint"),
+                    "currency": None, "showInFilterView": True, "showInListExport": True, "showInListView": True,
+                    "fullText": bool(body.get("fullText", False))}
+            self.custom_fields.setdefault(_group(entity), []).append(item)
+        return key
 
     # -- rendering ----------------------------------------------------------------------------------
     def render(self, entity: str, record: dict[str, Any], *, iso: bool, detail: bool) -> dict[str, Any]:

@@ -230,6 +230,8 @@ class RaynetSimulatorApp:
         entity = parts[0]
         if parts == ["customField", "config"] and method == "GET":
             return 200, {"success": "true", "data": self.store.custom_fields}
+        if len(parts) == 3 and parts[:2] == ["customField", "config"] and method == "PUT":
+            return 201, {"success": True, "data": {"fieldName": self.store.add_custom_field(parts[2], payload)}}
         if entity == "activity" and len(parts) == 1:
             if method != "GET":
                 raise ApiError(405, "MethodNotAllowed", "/activity/ je jen pro čtení.")
