@@ -14,7 +14,7 @@ from typing import Any
 from crmsync_pipelines.mapping.errors import RecordMappingError
 from crmsync_pipelines.mapping.models import Mapping
 from crmsync_pipelines.mapping.plan import Plan, compile_plan
-from crmsync_pipelines.mapping.refusals import OnInvalid, Refusal, RefusedValueError, collecting
+from crmsync_pipelines.mapping.refusals import Refusal, RefusedValueError, start_collecting, stop_collecting
 from crmsync_pipelines.mapping.runner import StepFailure, read_field, write_field
 from crmsync_pipelines.mapping.transformers import TransformerRegistry, default_registry
 from crmsync_pipelines.mapping.transformers.text import as_list
@@ -98,9 +98,11 @@ class FieldMapper:
         plan = self.plan(mapping, direction)
         if refusals is None:
             return self._apply(plan, record, relations or {})
-        with collecting() as notes:
-            payload = self._apply(plan, record, relations or {}, notes, refusals)
-        return payload
+        token = start_collecting(refusals)
+        try:
+            return self._apply(plan, record, relations or {})
+        finally:
+            stop_collecting(token)
 
     def map_many(
         self,
@@ -120,26 +122,13 @@ class FieldMapper:
             yield apply(plan, record, tables)
 
     @staticmethod
-    def _apply(
-        plan: Plan,
-        record: dict[str, Any],
-        relations: Relations,
-        notes: list[tuple[Any, str, OnInvalid]] | None = None,
-        refusals: list[Refusal] | None = None,
-    ) -> dict[str, Any]:
+    def _apply(plan: Plan, record: dict[str, Any], relations: Relations) -> dict[str, Any]:
         if not isinstance(record, dict):
             raise RecordMappingError(f"expected a record (dict), got {type(record).__name__}", rule_index=-1, field="")
         out: dict[str, Any] = {}
         try:
-            if notes is None or refusals is None:
-                for run in plan.runners:
-                    run(record, out, relations)
-            else:
-                for step, run in zip(plan.steps, plan.runners, strict=True):
-                    run(record, out, relations)
-                    while notes:
-                        raw, reason, policy = notes.pop(0)
-                        refusals.append(Refusal(step.target.name, raw, reason, policy))
+            for run in plan.runners:
+                run(record, out, relations)
         except StepFailure as failure:
             raise _failure(failure, plan, record) from failure.cause
         for target, multi, custom in plan.deferred:

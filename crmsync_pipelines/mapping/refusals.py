@@ -11,15 +11,14 @@ replaced by a plausible guess. Transformers that can refuse (``phone_normalize``
 - ``drop``: write null instead (or leave the element out of a list).
 
 ``keep`` and ``drop`` are reported through ``note_refusal`` into the collector of the record
-being mapped (``collecting``), so the engine's map stage can count them; outside a collector
-the note is a no-op. The collector is a ``ContextVar``, so threads and tasks never mix notes.
+being mapped (``start_collecting``), so the engine's map stage can count them; outside a collector
+the note is a no-op. The collector is a ``ContextVar``, so threads and tasks never mix notes,
+and only rules whose transformers set ``NOTES_REFUSALS`` pay for attributing them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -50,7 +49,13 @@ class Refusal:
     policy: OnInvalid
 
 
-_COLLECTOR: ContextVar[list[tuple[Any, str, OnInvalid]] | None] = ContextVar("crmsync_refusals", default=None)
+#: A compiled transformer that may call ``note_refusal`` sets this attribute to True, so the
+#: runner of its rule attributes the notes to the rule's target field (``claim_refusals``).
+NOTES_REFUSALS = "notes_refusals"
+
+#: The record being mapped collects ``Refusal``s, and notes not yet claimed by a rule as
+#: ``(raw, reason, policy)`` tuples.
+_COLLECTOR: ContextVar[list[Any] | None] = ContextVar("crmsync_refusals", default=None)
 
 
 def quote(raw: Any) -> str:
@@ -82,12 +87,22 @@ def refuse(raw: Any, reason: str, policy: OnInvalid) -> Any:
     return raw if policy == "keep" else None
 
 
-@contextmanager
-def collecting() -> Iterator[list[tuple[Any, str, OnInvalid]]]:
-    """Collect ``(raw, reason, policy)`` notes made inside the block (the mapper adds the field)."""
-    sink: list[tuple[Any, str, OnInvalid]] = []
-    token = _COLLECTOR.set(sink)
-    try:
-        yield sink
-    finally:
-        _COLLECTOR.reset(token)
+def claim_refusals(field: str) -> None:
+    """Attribute the notes made since the last claim to ``field`` (called by a rule's runner)."""
+    sink = _COLLECTOR.get()
+    if sink:
+        for index, note in enumerate(sink):
+            if type(note) is tuple:
+                sink[index] = Refusal(field, *note)
+
+
+def start_collecting(refusals: list[Refusal]) -> Token[list[Any] | None]:
+    """Append the ``Refusal``s of values refused from now on to ``refusals``; pass the token back to
+    ``stop_collecting`` (a plain function pair, cheaper than a context manager per record)."""
+    return _COLLECTOR.set(refusals)
+
+
+def stop_collecting(token: Token[list[Any] | None]) -> None:
+    """End the collection; notes no rule claimed (a transformer without ``NOTES_REFUSALS``) get field ``""``."""
+    claim_refusals("")
+    _COLLECTOR.reset(token)

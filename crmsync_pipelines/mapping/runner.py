@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crmsync_pipelines.mapping.plan import FieldPath, Step
+from crmsync_pipelines.mapping.refusals import NOTES_REFUSALS, claim_refusals
 from crmsync_pipelines.mapping.transformers.text import as_list
 
 Relations = dict[str, dict[str, str]]
@@ -108,6 +109,7 @@ def build_runner(step: Step) -> Runner:
     source_key = source.name if source is not None else ""
     source_is_path = source is not None and source.parts is not None
     transformers = step.transformers
+    claims = any(getattr(fn, NOTES_REFUSALS, False) for _, fn in transformers)
     relation = step.relation_entity
     multi = step.multi
     append = step.append
@@ -130,6 +132,8 @@ def build_runner(step: Step) -> Runner:
             for name, transform in transformers:
                 stage = f"transformer {name}"
                 value = transform(value)
+            if claims:
+                claim_refusals(target_key)
             if relation is not None and value is not None:
                 stage = "relation"
                 table = relations.get(relation)

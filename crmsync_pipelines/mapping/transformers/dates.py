@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from crmsync_pipelines.mapping.instance import INSTANCE, current_instance_timezone
-from crmsync_pipelines.mapping.refusals import on_invalid_param, quote, refuse
+from crmsync_pipelines.mapping.refusals import NOTES_REFUSALS, on_invalid_param, quote, refuse
 from crmsync_pipelines.mapping.transformers.params import (
     CompiledTransformer,
     TransformerParamError,
@@ -158,4 +158,5 @@ def date_format(params: dict[str, Any], registry: TransformerRegistry) -> Compil
         except ValueError as exc:
             return refuse(value, str(exc), policy)
 
+    setattr(run, NOTES_REFUSALS, policy != "fail")  # keep/drop notes refusals for the mapper to count
     return run

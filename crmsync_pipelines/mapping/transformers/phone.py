@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
 
-from crmsync_pipelines.mapping.refusals import on_invalid_param, quote, refuse
+from crmsync_pipelines.mapping.refusals import NOTES_REFUSALS, on_invalid_param, quote, refuse
 from crmsync_pipelines.mapping.transformers.params import (
     CompiledTransformer,
     TransformerParamError,
@@ -146,4 +146,5 @@ def phone_normalize(params: dict[str, Any], registry: TransformerRegistry) -> Co
             return out
         return one(value)
 
+    setattr(run, NOTES_REFUSALS, policy != "fail")  # keep/drop notes refusals for the mapper to count
     return run
