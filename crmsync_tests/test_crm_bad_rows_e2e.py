@@ -351,3 +351,25 @@ def test_cli_retry_failed_finds_ids_with_surrounding_spaces(engine_env: EngineEn
     retried = [r for r in staging.ledger_rows(None, "contact") if r["outcome"] == "created"]
     assert sorted(r["source_id"] for r in retried) == [" padded ", "plain"]
     assert engine_env.sim.count("contacts") == 2
+
+
+class YieldsATuple(SqlCrmAdapter):
+    name = "acme"
+
+    def iter_contacts(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Record]:
+        for record in super().iter_contacts(since, until):
+            yield tuple(record.items()) if record.get("last_name") == "Broken" else record  # type: ignore[misc]
+
+
+def test_a_non_dict_record_fails_alone_naming_the_adapter_method(engine_env: EngineEnv) -> None:
+    _replace_contacts(engine_env, [(1, "2026-11-20T08:00:00Z"), (2, "2026-11-20T09:00:00Z")])
+    with sqlite3.connect(engine_env.crm_path) as con:
+        con.execute("UPDATE contacts SET last_name = 'Broken' WHERE id = 2")
+    engine = _engine_with(engine_env, YieldsATuple.from_settings({"path": str(engine_env.crm_path)}, engine_env.tmp))
+    engine.sync("contact", ALL, "run-1")
+    outcomes = _outcomes(engine, "run-1")
+    (key,) = [k for k in outcomes if k.startswith(INVALID_ID_PREFIX)]
+    assert outcomes == {"1": "created", key: "failed"}
+    (dead,) = engine.staging.failed_records("contact")
+    assert dead["error_message"] == "[no_id] the acme adapter's iter_contacts() yielded a tuple, not a dict record"
+    engine.close()

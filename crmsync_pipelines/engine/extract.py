@@ -38,6 +38,9 @@ def _identified(record: dict[str, Any], source: str) -> tuple[str, dict[str, Any
     A record without an id gets a content key and, when the adapter did not say why, a reason
     naming the adapter method that broke the contract (the map stage fails it with that reason).
     """
+    if not isinstance(record, dict):
+        record = {"value": repr(record)[:500],
+                  RECORD_ERROR_KEY: f"{source} yielded a {type(record).__name__}, not a dict record"}
     raw = record.get("id")
     if _has_id(raw):
         return str(raw), record
