@@ -219,15 +219,17 @@ def test_sqlite_short_path_and_python_reader_agree(tmp_path: Path) -> None:
 
 
 def test_windows_select_by_instant_in_every_layout(tmp_path: Path) -> None:
-    values = [raw for raw, _ in READABLE] + ["not a date", "", 0]
+    values = [raw for raw, _ in READABLE] + ["not a date", "", 0, None]
     adapter = _adapter(_crm(tmp_path / "crm.sqlite", values, column_type=""))  # no affinity: numbers stay numbers
-    unreadable = {repr(v) for v in ("not a date", "", 0)}
+    unreadable = {repr(v) for v in ("not a date", "", 0, None)}
     for raw, instant in READABLE:
         window = {r["name"] for r in adapter.iter_contacts(instant, instant + timedelta(microseconds=1))}
         same_instant = {repr(r) for r, i in READABLE if i == instant}
         assert window == same_instant | unreadable, raw
     ordered = [r["name"] for r in adapter.iter_contacts()]
-    assert ordered[:3] == sorted(unreadable, key=lambda n: ordered.index(n)), "unreadable rows first"
+    assert set(ordered[:4]) == unreadable, "unreadable rows first"
+    null_row = next(r for r in adapter.iter_contacts() if r["name"] == "None")
+    assert null_row["_error"] == "unreadable modified time in column 'updated_at': is empty (NULL)"
     adapter.close()
 
 
