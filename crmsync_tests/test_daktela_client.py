@@ -420,3 +420,13 @@ def test_a_write_5xx_carries_retry_after_for_the_adapter(simulator: SimulatorHan
         client.create("contacts", contact("c1"))
     assert info.value.retry_after_s == 7
     assert simulator.request_count("POST", CONTACTS) == 1
+
+
+def test_token_accepted_tells_a_revoked_token_from_a_wrong_one(simulator: SimulatorHandle) -> None:
+    with make_client(simulator) as c:
+        simulator.add_fault(Fault(route="*", kind="status", status=401))
+        with pytest.raises(DaktelaAuthError):
+            c.list("contacts")
+        assert c.token_accepted is False  # refused before it ever worked: a wrong token
+        c.list("contacts")
+        assert c.token_accepted is True  # a refusal from now on means it was revoked

@@ -61,16 +61,30 @@ def test_token_revoked_mid_run_stops_writing_and_the_next_run_completes(engine_e
     assert {c["name"] for c in engine_env.sim.all("contacts")} == {f"crm_{i}" for i in crm_ids(engine_env, "contacts")}
 
 
-def test_token_refused_on_the_first_call_fails_the_stage_and_writes_nothing(engine_env: EngineEnv) -> None:
-    engine = fast_engine(engine_env.write_config())
-    engine.sync("account", ALL, "run-0")
+def test_a_token_that_never_worked_fails_the_stage_and_writes_nothing(engine_env: EngineEnv) -> None:
+    """A wrong token in the configuration is not the records' fault: nothing is filed."""
+    config = engine_env.write_config()
+    fast_engine(config).sync("account", ALL, "run-0")
     engine_env.sim.reset_log()
     engine_env.sim.add_fault(Fault(route="*", kind="status", status=401, times=None))
+    engine = fast_engine(config)  # a new process: the token has not worked for it yet
     with pytest.raises(DaktelaAuthError):
         engine.sync("contact", ALL, "run-1")
     assert engine_env.sim.request_count() == 1
     assert engine_env.sim.request_count("POST") == 0
     assert engine.staging.failed_records("contact") == []
+
+
+def test_token_revoked_between_entities_files_the_next_entity_without_calls(engine_env: EngineEnv) -> None:
+    engine = fast_engine(engine_env.write_config())
+    engine.sync("account", ALL, "run-1")
+    engine_env.sim.reset_log()
+    engine_env.sim.add_fault(Fault(route="*", kind="status", status=401, times=None))
+    load = engine.sync("contact", ALL, "run-1")[-1]
+    total = len(crm_ids(engine_env, "contacts"))
+    assert engine_env.sim.request_count() == 1  # the one refused lookup
+    assert load.counts.get("failed") == total
+    assert {f["error_class"] for f in engine.staging.failed_records("contact")} == {"auth"}
 
 
 def test_create_that_timed_out_and_landed_late_is_recorded_as_created(engine_env: EngineEnv) -> None:

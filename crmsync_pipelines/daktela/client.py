@@ -189,6 +189,7 @@ class DaktelaClient:
         self._limiter = TokenBucket(rate_limit_per_s) if rate_limit_per_s else None
         self._token = access_token
         self._stats = CallStats()
+        self._token_accepted = False
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"X-AUTH-TOKEN": access_token, "Accept": "application/json"},
@@ -207,6 +208,15 @@ class DaktelaClient:
     @property
     def stats(self) -> CallStats:
         return self._stats
+
+    @property
+    def token_accepted(self) -> bool:
+        """Whether any request of this client got a 2xx answer, i.e. the token worked once.
+
+        A 401/403 after that means the token was revoked (or lost rights) mid-run; before it,
+        the configured token is simply wrong.
+        """
+        return self._token_accepted
 
     # -- public API ---------------------------------------------------------------------------
     def list(
@@ -366,6 +376,8 @@ class DaktelaClient:
                     time.sleep(wait)
                     attempt += 1
                     continue
+                if 200 <= response.status_code < 300:
+                    self._token_accepted = True
                 try:
                     return self._decode(response, method, path)
                 except (DaktelaServerError, DaktelaProtocolError) as exc:

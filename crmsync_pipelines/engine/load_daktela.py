@@ -7,10 +7,10 @@ Per chunk of mapped rows:
 3. mapped fields are compared; only creates and real changes are written, with bounded
    concurrency; every record ends in the ledger, failures also in ``failed_records``.
 
-Once Daktela refuses the access token mid-stage (401/403 on a lookup or a write, after an
-earlier call of the stage succeeded), the loader sends nothing more: every record of the
-stage not yet written is filed as an ``auth`` failure without an API call, and a later run
-(with a valid token) writes them. A token refused on the stage's very first call is a
+Once Daktela refuses the access token mid-run (401/403 on a lookup or a write, after the
+token worked for an earlier call of this client), the loader sends nothing more: every
+record of the stage not yet written is filed as an ``auth`` failure without an API call, and
+a later run (with a valid token) writes them. A token refused before it ever worked is a
 configuration error, not a record's: it is raised and fails the stage before any write.
 """
 
@@ -86,8 +86,6 @@ class DaktelaLoader:
         self.scanned = False
         #: The first refusal of the access token in this stage; from then on nothing is sent.
         self.auth_refused: AuthError | None = None
-        #: Whether a Daktela call of this stage succeeded (a refusal after that is "mid-run").
-        self.token_worked = False
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> LoadOutcome:
@@ -113,11 +111,9 @@ class DaktelaLoader:
             try:
                 targets = self._targets([r.lookup_key for r in todo if r.lookup_key])
             except AuthError as exc:
-                if not self.token_worked:
+                if not self.ctx.daktela.client.token_accepted:
                     raise
                 self._stop(exc)
-            else:
-                self.token_worked = True
         if self.auth_refused is not None:
             results.extend(self._not_sent(todo))
             if not self.dry_run:
@@ -161,7 +157,7 @@ class DaktelaLoader:
                 try:
                     self._ensure_related([op for _, op in work])
                 except AuthError as exc:
-                    if not self.token_worked:
+                    if not self.ctx.daktela.client.token_accepted:
                         raise
                     self._stop(exc)
                     results.extend(self._not_sent([row for row, _ in work]))
