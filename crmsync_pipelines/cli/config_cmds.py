@@ -25,8 +25,9 @@ _ARROWS = {"crm_to_cc": "CRM -> Daktela", "cc_to_crm": "Daktela -> CRM", "bidire
 def validate(config_path: Path | None) -> None:
     """Load sync.yaml and every mapping it names, and resolve the CRM adapter; report the first error.
 
-    No API call, and the adapter is not built (its own settings and database are checked when a
-    run opens it, or now with ``crmsync crm-inspect``).
+    No API call, and the adapter is not built: a built-in's own settings are checked where it
+    registers a check; its connection or database when a run opens it (or now with
+    ``crmsync crm-inspect``).
     """
     path, config = load_config_or_fail(config_path)
     adapter = _checked_adapter(path, config)
