@@ -54,7 +54,7 @@ def _config_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def seed_users(store: RaynetStore, at: datetime) -> list[int]:
-    """The instance's users (always present: an activity needs an owner)."""
+    """The instance's users (always present: an activity needs an owner); returns their person ids."""
     ids = []
     for index, (first, last, email) in enumerate(USERS, start=1):
         record = store.insert("person", {

@@ -11,6 +11,7 @@ points the vendor leaves open are marked ``[U]`` and are switches on ``RaynetSim
 from __future__ import annotations
 
 import copy
+import json
 import re
 import secrets
 import threading
@@ -18,6 +19,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -268,6 +270,25 @@ class RaynetStore:
                     "fullText": bool(body.get("fullText", False))}
             self.custom_fields.setdefault(_group(entity), []).append(item)
         return key
+
+    # -- persistence (``state_path``: the demo keeps its Raynet data across restarts) ----------------
+    def dump(self, path: Path) -> None:
+        """Write every record, id counter and custom field to ``path`` (JSON, atomically)."""
+        with self._lock:
+            state = {"records": {e: list(r.values()) for e, r in self._records.items()}, "next_id": self._next_id,
+                     "custom_fields": self.custom_fields}
+            text = json.dumps(state, ensure_ascii=False, default=_encode)
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+
+    def load(self, path: Path) -> None:
+        """Replace the store's content with what ``dump`` wrote."""
+        state = json.loads(path.read_text(encoding="utf-8"), object_hook=_decode)
+        with self._lock:
+            self._records = {e: {int(r["id"]): r for r in state["records"].get(e, [])} for e in ENTITIES}
+            self._next_id = {e: int(state["next_id"].get(e, 1)) for e in ENTITIES}
+            self.custom_fields = state["custom_fields"]
 
     # -- rendering ----------------------------------------------------------------------------------
     def render(self, entity: str, record: dict[str, Any], *, iso: bool, detail: bool) -> dict[str, Any]:
@@ -544,6 +565,18 @@ class RaynetStore:
             if not ok:
                 raise ApiError(500, "IllegalArgumentException", f"Neplatná hodnota volitelného pole '{key}'.")
         return {k: v for k, v in given.items() if v not in (None, "")}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    raise TypeError(f"cannot store a {type(value).__name__}")
+
+
+def _decode(value: dict[str, Any]) -> Any:
+    if set(value) == {"$datetime"}:
+        return datetime.fromisoformat(value["$datetime"])
+    return value
 
 
 def _group(entity: str) -> str:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -75,6 +76,8 @@ class RaynetSimConfig:
     strict_activity_insert: bool = False
     latency_ms: float = 0.0
     request_log_max: int | None = 50_000
+    #: JSON file the data is loaded from at start and saved to at stop (``None``: in memory only).
+    state_path: Path | None = None
 
     def with_overrides(self, overrides: dict[str, Any]) -> RaynetSimConfig:
         known = {f.name for f in fields(self)}
@@ -106,9 +109,13 @@ class RaynetSimulatorApp:
         self.store = RaynetStore(user_zone=config.user_zone, clock=self.clock,
                                  reject_duplicate_ext_ids=config.reject_duplicate_ext_ids,
                                  strict_activity_insert=config.strict_activity_insert)
-        self.user_ids = seed_users(self.store, self.clock())
-        if config.seed:
-            seed_demo(self.store, config.seed, companies=config.companies, persons=config.persons)
+        if config.state_path is not None and config.state_path.is_file():
+            self.store.load(config.state_path)
+        else:
+            seed_users(self.store, self.clock())
+            if config.seed:
+                seed_demo(self.store, config.seed, companies=config.companies, persons=config.persons)
+        self.user_ids = sorted(int(p["id"]) for p in self.store.all("person") if p.get("userAccount"))
         self.quota = Quota(config.daily_limit, self.clock)
         self.faults = FaultBook()
         self.log = RequestLog(config.request_log_max)
@@ -420,6 +427,8 @@ def run_raynet_simulator(config: RaynetSimConfig | None = None, **overrides: Any
         server.should_exit = True
         thread.join(timeout=5)
         sock.close()
+        if effective.state_path is not None:
+            app.store.dump(effective.state_path)
 
 
 __all__ = ["RaynetSimConfig", "RaynetSimulatorApp", "RaynetSimulatorHandle", "SimClock", "run_raynet_simulator"]
