@@ -96,15 +96,15 @@ def test_update_honours_retry_after(simulator: SimulatorHandle) -> None:
 # -- a create that landed after the client's timeout ------------------------------------------------
 @pytest.mark.parametrize("locale", ["en", "cs"])
 def test_create_that_timed_out_and_landed_late_is_read_back_as_created(locale: str) -> None:
-    """POST 1 times out (it lands 1.5 s later); the lookup at ~1.0 s finds nothing; the re-POST
+    """POST 1 times out (it lands 3 s later); the lookup at ~2 s finds nothing; the re-POST
     reaches the server after POST 1 landed and is refused ``name: Record with this name already
     exists`` (localised). That refusal of our own retried create means "it landed"."""
     with run_simulator(seed=None, locale=locale) as sim:
+        sim.add_fault(Fault(route=f"POST {CONTACTS}", kind="slow", delay_s=3.0))
         sim.add_fault(Fault(route=f"POST {CONTACTS}", kind="slow", delay_s=1.5))
-        sim.add_fault(Fault(route=f"POST {CONTACTS}", kind="slow", delay_s=0.8))
         a = DaktelaAdapter(
             DaktelaClient(sim.base_url, sim.token, rate_limit_per_s=None, max_retries=2, backoff_base_s=0.01,
-                          backoff_max_s=0.02, timeout_s=1.0),
+                          backoff_max_s=0.02, timeout_s=2.0),
             database="default",
         )
         record = a.create("contacts", contact("crm_late"))

@@ -88,14 +88,15 @@ def test_token_revoked_between_entities_files_the_next_entity_without_calls(engi
 
 
 def test_create_that_timed_out_and_landed_late_is_recorded_as_created(engine_env: EngineEnv) -> None:
-    config = tune(engine_env.write_config(), write_concurrency=1, timeout_s=1.0)
+    config = tune(engine_env.write_config(), write_concurrency=1, timeout_s=2.0)
     engine = fast_engine(config)
     engine.sync("account", ALL, "run-0")
     engine_env.sim.reset_log()
-    # POST 1 lands 1.5 s after it was sent (after the client's 1 s timeout and its lookup);
-    # the re-POST reaches the server 0.8 s after it was sent, when POST 1 is stored.
+    # POST 1 lands 3 s after it was sent (after the client's 2 s timeout and its lookup);
+    # the re-POST reaches the server 1.5 s after it was sent, when POST 1 is stored.
+    # Every step has 0.5 s of slack, so a busy machine does not change the order.
+    engine_env.sim.add_fault(Fault(route=f"POST {CONTACTS}", kind="slow", delay_s=3.0))
     engine_env.sim.add_fault(Fault(route=f"POST {CONTACTS}", kind="slow", delay_s=1.5))
-    engine_env.sim.add_fault(Fault(route=f"POST {CONTACTS}", kind="slow", delay_s=0.8))
     total = len(crm_ids(engine_env, "contacts"))
 
     load = engine.sync("contact", ALL, "run-1")[-1]
