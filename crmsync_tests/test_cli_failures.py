@@ -57,7 +57,9 @@ def test_failed_auto_contacts_fail_the_run_and_retry_failed_creates_them(pipelin
     code, out = run("sync", "--entity", "account")
     assert code == 3, out
     assert world.simulator.request_count("POST", CONTACTS) == 0
+    assert world.simulator.request_count("GET", CONTACTS) == 0  # held back: not even looked up
     assert _row(out, "auto_contact")["skipped"] == str(posts)
+    assert _row(out, "auto_contact")["api_calls"] == "0"
     assert _row(out, "auto_contact")["failed"] == "0"
     assert (f"check account/no_failed_records failed: {posts} records from earlier runs still wait "
             "in failed_records") in out

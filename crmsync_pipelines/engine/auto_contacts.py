@@ -13,6 +13,7 @@ from typing import Any
 
 from crmsync_pipelines.config.models import AutoCreateContact
 from crmsync_pipelines.daktela.normalize import comparable
+from crmsync_pipelines.engine.apply import split_unchanged
 from crmsync_pipelines.engine.compare import payload_hash
 from crmsync_pipelines.engine.context import EngineContext
 from crmsync_pipelines.engine.load_daktela import DaktelaLoader, LoadOutcome
@@ -104,6 +105,11 @@ class AutoContactCreator:
                                                           f"{self.mapping.lookup_field!r} is empty"))
                 continue
             rows.append(MappedRow(source_id, key, payload, payload_hash(payload), None, None))
+        if not self.verify:
+            # Unchanged and held-back contacts need no skip_if_exists lookup either: 0 calls.
+            done, rows = split_unchanged(self.ctx.staging, LEDGER_ENTITY, rows, verify=False,
+                                         retry_held=self.retry_held)
+            skipped.extend(done)
         rows = self._drop_existing_duplicates(rows, skipped)
         if not self.dry_run and skipped:
             self.ctx.staging.record_results(self.run_id, self.batch_id, LEDGER_ENTITY, skipped)
