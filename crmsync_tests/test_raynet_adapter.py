@@ -337,3 +337,19 @@ def test_batched_ext_lookup_scans_recent_activities_instead_of_one_get_each(
     assert raynet_sim.request_count("GET", "/api/v2/phoneCall/") == 1
     assert raynet_sim.request_count("GET", "/api/v2/task/") == 1
     assert raynet_sim.request_count() == 3 + 3  # "never-written" confirmed by extId on 3 entities
+
+
+def test_ext_ids_with_slashes_spaces_and_czech_letters_round_trip(
+    raynet_sim: RaynetSimulatorHandle, make_raynet: RaynetFactory
+) -> None:
+    adapter = make_raynet()
+    names = ["a/b c.d", "hovor_žluťoučký:1", "x%y?z#w"]
+    first = adapter.upsert_activities("extId", [_call(n) for n in names])
+    assert all(isinstance(r, dict) for r in first), first
+    for name, created in zip(names, first, strict=True):
+        found = adapter.find_activity_by("extId", name)
+        assert found is not None and found["id"] == created["id"] and found["extId"] == name
+    # A second process without the ledger: create-first meets the duplicates and updates them.
+    again = make_raynet().upsert_activities("extId", [_call(n, title="Znovu") for n in names])
+    assert [r["id"] for r in again] == [r["id"] for r in first]  # type: ignore[index]
+    assert len(raynet_sim.store.all("phoneCall")) == 3

@@ -227,7 +227,9 @@ class RaynetSimulatorApp:
     def _route(self, request: Request, method: str, path: str, payload: Any) -> tuple[int, Any]:
         if not path.startswith(API_PREFIX + "/"):
             raise ApiError(404, "NotFound", f"Neznámá adresa {path}")
-        parts = [unquote(p) for p in path[len(API_PREFIX) + 1:].split("/")]
+        # Split the raw (still percent-encoded) path, so an encoded "/" inside an extId stays in its segment.
+        raw_path = request.scope.get("raw_path", path.encode()).decode("latin-1").split("?", 1)[0]
+        parts = [unquote(p) for p in raw_path[len(API_PREFIX) + 1:].split("/")]
         trailing = parts and parts[-1] == ""
         parts = [p for p in parts if p != ""]
         params = list(request.query_params.multi_items())
