@@ -13,13 +13,21 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from crmsync_pipelines.cli.common import ENTITY_ORDER, EXIT_RECORDS_FAILED, render_table
-from crmsync_pipelines.cli.demo_setup import BUNDLED_CONFIG, DemoPaths, running_demo
+from crmsync_pipelines.cli.demo_setup import (
+    BUNDLED_CONFIG,
+    DEFAULT_SIMULATOR_PORT,
+    DemoPaths,
+    SimulatorPortInUse,
+    running_demo,
+)
 
 _OUTCOMES = ("created", "updated", "unchanged", "failed", "skipped")
 
@@ -29,6 +37,21 @@ data_dir_option = click.option(
 )
 accounts_option = click.option("--accounts", default=200, show_default=True, help="Demo CRM accounts (first run).")
 contacts_option = click.option("--contacts", default=1000, show_default=True, help="Demo CRM contacts (first run).")
+simulator_port_option = click.option(
+    "--simulator-port", type=click.IntRange(0, 65535), default=DEFAULT_SIMULATOR_PORT, show_default=True,
+    envvar="CRMSYNC_SIMULATOR_PORT", show_envvar=True,
+    help="Loopback port of the Daktela simulator (fixed, so crmsync.env stays valid); 0 picks a free one.",
+)
+
+
+@contextmanager
+def _demo_world(data_dir: Path, accounts: int, contacts: int, simulator_port: int) -> Iterator[DemoPaths]:
+    """:func:`running_demo`, with a taken port reported as a clear CLI error."""
+    try:
+        with running_demo(data_dir, accounts=accounts, contacts=contacts, simulator_port=simulator_port) as paths:
+            yield paths
+    except SimulatorPortInUse as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def ledger_table(paths: DemoPaths, run_id: str, api_calls: dict[str, int]) -> list[dict[str, Any]]:
@@ -50,15 +73,17 @@ def ledger_table(paths: DemoPaths, run_id: str, api_calls: dict[str, int]) -> li
 @data_dir_option
 @accounts_option
 @contacts_option
-def demo(data_dir: Path, accounts: int, contacts: int) -> None:
+@simulator_port_option
+def demo(data_dir: Path, accounts: int, contacts: int, simulator_port: int) -> None:
     """Sync the demo CRM and the Daktela simulator through one real Dagster run."""
-    with running_demo(data_dir, accounts=accounts, contacts=contacts) as paths:
+    with _demo_world(data_dir, accounts, contacts, simulator_port) as paths:
         click.echo(f"data directory: {paths.data_dir}")
         click.echo(f"config: {paths.config}  |  Dagster home: {paths.dagster_home}")
         # Imported only now: the code location reads CRMSYNC_CONFIG when it loads.
         from crmsync_pipelines.defs.materialize import materialize_partition
 
-        summary = materialize_partition(tags={"crmsync/trigger": "demo"})
+        # Warnings and errors on the terminal; every log line is in the run's event log (make dev).
+        summary = materialize_partition(tags={"crmsync/trigger": "demo"}, console_log_level="WARNING")
         click.echo(f"Dagster run {summary.run_id}: partition {summary.partition_key}, "
                    f"{len(summary.materialized)} assets materialized, "
                    f"{'succeeded' if summary.success else 'FAILED'}")
@@ -71,8 +96,17 @@ def demo(data_dir: Path, accounts: int, contacts: int) -> None:
     written = sum(row["created"] + row["updated"] for row in rows)
     click.echo("nothing to write: both systems already agree" if written == 0 else f"{written} records written")
     click.echo("Open the Dagster UI on this data with: make dev")
+    click.echo(f"Use the CLI on it from any shell after: source {_shown(paths.env_file)}")
     if not summary.success or any(row["failed"] for row in rows):
         raise SystemExit(EXIT_RECORDS_FAILED)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (shorter to copy)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -83,17 +117,22 @@ def _interrupt(signum: int, frame: object) -> None:
 @data_dir_option
 @accounts_option
 @contacts_option
+@simulator_port_option
 @click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
-def dev(data_dir: Path, accounts: int, contacts: int, port: int) -> None:
+def dev(data_dir: Path, accounts: int, contacts: int, simulator_port: int, port: int) -> None:
     """The Dagster UI wired to the simulator and the demo CRM (Ctrl-C stops everything)."""
     project_root = BUNDLED_CONFIG.parents[1]
     workspace = project_root / "workspace.yaml"
     if not workspace.is_file():
         raise click.ClickException(f"workspace.yaml not found in {project_root}")
-    with running_demo(data_dir, accounts=accounts, contacts=contacts) as paths:
-        click.echo(f"Daktela simulator and demo CRM ready; Dagster home {paths.dagster_home}")
+    with _demo_world(data_dir, accounts, contacts, simulator_port) as paths:
+        click.echo(f"Daktela simulator on {os.environ['DAKTELA_INSTANCE_URL']} and demo CRM ready; "
+                   f"Dagster home {paths.dagster_home}")
         click.echo("To use the CLI on this world from another terminal (simulator credentials only):")
-        for name in ("DAKTELA_INSTANCE_URL", "DAKTELA_ACCESS_TOKEN", "CRMSYNC_CONFIG", "CRMSYNC_CRM_PATH"):
+        click.echo(f"  source {_shown(paths.env_file)}")
+        click.echo("  (or export these:)")
+        for name in ("DAKTELA_INSTANCE_URL", "DAKTELA_ACCESS_TOKEN", "CRMSYNC_CONFIG", "CRMSYNC_CRM_PATH",
+                     "DAGSTER_HOME"):
             click.echo(f"  export {name}={os.environ[name]}")
         click.echo(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C to stop)")
         command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]

@@ -9,14 +9,21 @@ pointed into the data directory, so the demo runs exactly the mappings users sta
 
 from __future__ import annotations
 
+import errno
 import os
+import shlex
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+#: Where ``make dev`` serves the Daktela simulator (``--simulator-port``/``$CRMSYNC_SIMULATOR_PORT``
+#: change it): the same as ``crmsync simulator``'s default, so printed URLs stay valid.
+DEFAULT_SIMULATOR_PORT = 8765
 
 #: The bundled example config the demo config is derived from.
 BUNDLED_CONFIG = Path(__file__).resolve().parents[2] / "mappings" / "sync.yaml"
@@ -85,6 +92,8 @@ class DemoPaths:
     inbox: Path
     simulator_db: Path
     dagster_home: Path
+    #: ``source`` it in a new shell: the CLI, ``dagster`` and ``dg`` then work on the demo world.
+    env_file: Path
 
     @classmethod
     def under(cls, data_dir: Path) -> DemoPaths:
@@ -97,6 +106,7 @@ class DemoPaths:
             inbox=root / "webhook-inbox.sqlite",
             simulator_db=root / "daktela-simulator.sqlite",
             dagster_home=root / "dagster_home",
+            env_file=root / "crmsync.env",
         )
 
 
@@ -166,6 +176,25 @@ def demo_environment(paths: DemoPaths, *, base_url: str, token: str) -> dict[str
     }
 
 
+def write_env_file(paths: DemoPaths, env: dict[str, str]) -> Path:
+    """``paths.env_file``: ``export`` lines for ``env`` and the venv's ``bin`` on ``PATH``.
+
+    Only the simulator's own static token is written, never a real credential (the demo
+    environment has none).
+    """
+    venv_bin = Path(sys.executable).parent
+    lines = [
+        "# Written by `make demo` / `make dev`. In a new shell: source data/crmsync.env",
+        "# Puts crmsync, dagster and dg on PATH and points them at the demo world: its config,",
+        "# CRM, Dagster home and the Daktela simulator that `make dev` serves on this URL.",
+        f"export PATH={shlex.quote(str(venv_bin))}:\"$PATH\"",
+        *(f"export {name}={shlex.quote(value)}" for name, value in env.items()),
+    ]
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    paths.env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return paths.env_file
+
+
 @contextmanager
 def patched_environ(values: dict[str, str]) -> Iterator[None]:
     """``os.environ`` with ``values`` set for the block, restored afterwards."""
@@ -181,9 +210,19 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+class SimulatorPortInUse(RuntimeError):
+    """The fixed simulator port is taken (usually by a running ``make dev``)."""
+
+
 @contextmanager
-def running_demo(data_dir: Path, *, accounts: int = 200, contacts: int = 1000) -> Iterator[DemoPaths]:
-    """The simulator running on a free loopback port, the demo CRM, config and env in place."""
+def running_demo(
+    data_dir: Path, *, accounts: int = 200, contacts: int = 1000, simulator_port: int = DEFAULT_SIMULATOR_PORT
+) -> Iterator[DemoPaths]:
+    """The simulator on ``simulator_port`` (0: a free one), the demo CRM, config, env and env file.
+
+    The port is fixed by default so the URL in ``crmsync.env`` and the ``export`` lines stay
+    valid across restarts of ``make dev``. Raises :class:`SimulatorPortInUse` when it is taken.
+    """
     from crmsync_pipelines.simulator import SimulatorConfig, run_simulator
 
     paths = DemoPaths.under(data_dir)
@@ -191,7 +230,18 @@ def running_demo(data_dir: Path, *, accounts: int = 200, contacts: int = 1000) -
     ensure_demo_crm(paths, accounts=accounts, contacts=contacts)
     write_demo_config(paths)
     write_dagster_yaml(paths.dagster_home)
-    with run_simulator(SimulatorConfig(db_path=paths.simulator_db, seed="demo")) as simulator:
+    config = SimulatorConfig(db_path=paths.simulator_db, seed="demo", port=simulator_port)
+    with ExitStack() as stack:
+        try:
+            simulator = stack.enter_context(run_simulator(config))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise SimulatorPortInUse(
+                f"port {simulator_port} on 127.0.0.1 is in use (is `make dev` running?); stop that process "
+                "or pick another port with --simulator-port (make: SIMULATOR_PORT=...)"
+            ) from None
         env = demo_environment(paths, base_url=simulator.base_url, token=simulator.token)
+        write_env_file(paths, env)
         with patched_environ(env):
             yield paths

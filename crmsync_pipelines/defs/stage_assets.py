@@ -17,6 +17,7 @@ import yaml
 from crmsync_pipelines.defs.check_events import CheckEvent, materialize_events
 from crmsync_pipelines.defs.metadata import check_result, report_metadata
 from crmsync_pipelines.defs.partitions import config_path_from_env, sync_partitions
+from crmsync_pipelines.defs.run_figures import attribution_metadata, label_run_totals
 from crmsync_pipelines.engine.engine import SyncEngine
 from crmsync_pipelines.engine.reports import CheckOutcome, Entity, StageReport, Window
 from crmsync_pipelines.errors import ErrorClass, classify
@@ -91,12 +92,19 @@ def _run_stage(
     return report, window
 
 
-def _disabled_metadata(window: Window) -> dict[str, dg.MetadataValue]:
-    return {
+def _disabled_metadata(context: dg.AssetExecutionContext, window: Window) -> dict[str, dg.MetadataValue]:
+    return label_run_totals({
         "entity_enabled": dg.MetadataValue.bool(False),
         "window": dg.MetadataValue.text(window.label()),
         "dagster/row_count": dg.MetadataValue.int(0),
-    }
+    }, list(context.partition_keys))
+
+
+def stage_metadata(context: dg.AssetExecutionContext, report: StageReport) -> dict[str, dg.MetadataValue]:
+    """The stage's metadata with API calls split by entity, labelled as run totals in a range run."""
+    keys = list(context.partition_keys)
+    metadata = {**report_metadata(report, partitions_in_run=len(keys)), **attribution_metadata(report)}
+    return label_run_totals(metadata, keys)
 
 
 def build_extract_asset(
@@ -117,8 +125,8 @@ def build_extract_asset(
     def _extract(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         report, window = _run_stage(context, entity, "extract", lambda e, n, w, r: e.extract(n, w, r))
         if report is None:
-            return dg.MaterializeResult(metadata=_disabled_metadata(window))
-        metadata = report_metadata(report, partitions_in_run=len(context.partition_keys))
+            return dg.MaterializeResult(metadata=_disabled_metadata(context, window))
+        metadata = stage_metadata(context, report)
         return dg.MaterializeResult(metadata=metadata)
 
     return _extract
@@ -156,7 +164,7 @@ def build_map_asset(
                                     description="entity disabled in sync.yaml")
                 for name in MAPPED_CHECKS
             ]
-            yield from materialize_events(context, _disabled_metadata(window), passed)
+            yield from materialize_events(context, _disabled_metadata(context, window), passed)
             return
         outcomes = {outcome.name: outcome for outcome in report.checks}
         results = [
@@ -169,7 +177,7 @@ def build_map_asset(
                 context.log.error(f"{entity}: blocking check {result.check_name} failed: "
                                   f"{result.description}")
         yield from materialize_events(
-            context, report_metadata(report, partitions_in_run=len(context.partition_keys)), results
+            context, stage_metadata(context, report), results
         )
 
     return _map
@@ -213,7 +221,7 @@ def build_load_asset(
         if report is None:
             skipped = dg.AssetCheckResult(asset_key=asset_key, check_name=NO_FAILED_RECORDS, passed=True,
                                           description="entity disabled in sync.yaml")
-            yield from materialize_events(context, _disabled_metadata(window), [skipped])
+            yield from materialize_events(context, _disabled_metadata(context, window), [skipped])
             return
         outcome = next((c for c in report.checks if c.name == NO_FAILED_RECORDS), None) or CheckOutcome(
             name=NO_FAILED_RECORDS,
@@ -225,7 +233,7 @@ def build_load_asset(
         if report.failed:
             context.log.warning(f"{entity}: {report.failed} records failed; see the failed-records table")
         yield from materialize_events(
-            context, report_metadata(report, partitions_in_run=len(context.partition_keys)), [result]
+            context, stage_metadata(context, report), [result]
         )
 
     return _load
