@@ -198,8 +198,9 @@ def build_load_asset(
     spec = dg.AssetCheckSpec(
         NO_FAILED_RECORDS,
         asset=asset_key,
-        description="Every record of the window was created, updated or unchanged; failures wait "
-        "in the failed-records table for the next run or `crmsync retry-failed`.",
+        description="Every record of the window (and the contacts auto-created for accounts) was "
+        "created, updated or unchanged, and nothing waits in the failed-records table from earlier "
+        "runs (held-back failures keep this WARN-failed until `crmsync retry-failed` or a data fix).",
         partitions_def=sync_partitions,
     )
 
