@@ -71,3 +71,28 @@ def test_crm_inspect_works_on_raynet(raynet_demo_sim: RaynetSimulatorHandle, ray
     missing = runner.invoke(cli, ["crm-inspect", "-c", str(raynet_config), "show", "contact", "99999"])
     assert missing.exit_code == 1
     assert raynet_demo_sim.config.api_key not in listed + fields + missing.output
+
+
+def test_raynet_demo_world_keeps_its_data_between_runs(tmp_path: Path) -> None:
+    from crmsync_pipelines.cli.demo_setup import DemoPaths, patched_environ
+    from crmsync_pipelines.config import load_config
+    from crmsync_pipelines.crm.raynet.demo import raynet_demo
+    from crmsync_pipelines.crm.registry import load_crm_adapter
+
+    paths = DemoPaths.under(tmp_path / "data")
+    paths.data_dir.mkdir(parents=True)
+    env = {"DAKTELA_INSTANCE_URL": "https://x.daktela.com", "DAKTELA_ACCESS_TOKEN": "t"}
+    with raynet_demo(paths) as raynet_env, patched_environ({**env, **raynet_env}):
+        config = load_config(paths.config)
+        assert config.crm.adapter == "raynet"
+        adapter = load_crm_adapter(config.crm, base_dir=paths.data_dir)
+        assert adapter.ping() is True
+        [created] = adapter.upsert_activities("extId", [{"extId": "demo-1", "type": "call", "title": "Demo"}])
+        assert isinstance(created, dict)
+        adapter.close()
+    assert "sim-raynet-api-key" not in paths.config.read_text(encoding="utf-8")  # ${RAYNET_API_KEY} stays a reference
+    with raynet_demo(paths) as raynet_env, patched_environ({**env, **raynet_env}):
+        adapter = load_crm_adapter(load_config(paths.config).crm, base_dir=paths.data_dir)
+        found = adapter.find_activity_by("extId", "demo-1")
+        assert found is not None and found["id"] == created["id"]
+        adapter.close()
