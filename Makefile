@@ -10,6 +10,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 DATA_DIR ?= data
+# Where `make demo`/`make dev` serve the Daktela simulator (fixed, so data/crmsync.env stays valid).
+SIMULATOR_PORT ?= 8765
 # The dev extra carries the test and lint tools; `make demo` needs the same environment.
 UV_SYNC_FLAGS ?= --frozen --extra dev
 
@@ -40,7 +42,7 @@ lock: | $(UV)
 
 ## make demo: simulator + demo CRM + one real Dagster run of every asset, then a summary.
 demo: $(STAMP)
-	$(BIN)/crmsync demo --data-dir $(DATA_DIR)
+	$(BIN)/crmsync demo --data-dir $(DATA_DIR) --simulator-port $(SIMULATOR_PORT)
 
 ## make test: lock check, linters, type check, definitions check and the whole test suite.
 test: $(STAMP) lock-check lint typecheck defs-check
@@ -62,7 +64,7 @@ defs-check: $(STAMP)
 
 ## make dev: the Dagster UI wired to the simulator and the demo CRM.
 dev: $(STAMP)
-	$(BIN)/crmsync dev --data-dir $(DATA_DIR)
+	$(BIN)/crmsync dev --data-dir $(DATA_DIR) --simulator-port $(SIMULATOR_PORT)
 
 bench: $(STAMP)
 	$(BIN)/python bench/mapping_bench.py

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "sync": "crmsync_pipelines.cli.sync_cmds:sync",
     "reset-state": "crmsync_pipelines.cli.sync_cmds:reset_state",
     "retry-failed": "crmsync_pipelines.cli.sync_cmds:retry_failed",
+    "staging": "crmsync_pipelines.cli.staging_cmd:staging",
     "serve-webhooks": "crmsync_pipelines.cli.webhooks_cmd:serve_webhooks",
     "inbox": "crmsync_pipelines.cli.inbox_cmd:inbox",
     "simulator": "crmsync_pipelines.cli.simulator_cmd:simulator",
