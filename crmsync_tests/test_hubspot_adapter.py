@@ -136,7 +136,8 @@ def test_one_batch_create_per_hundred_activities_with_inline_associations(
     assert all(isinstance(r, dict) for r in results)
     assert hubspot_sim.app.request_count("POST", "/crm/v3/objects/calls/batch/create") == 3
     assert hubspot_sim.app.request_count("POST", "/crm/v3/objects/contacts/batch/read") == 1  # primary company
-    assert hubspot_sim.app.request_count() == 4
+    assert hubspot_sim.app.request_count("GET", "/crm/v3/properties/calls/daktela_activity_name") == 1
+    assert hubspot_sim.app.request_count() == 5
     stored = hubspot_sim.find("calls", KEY, "act7")
     assert stored is not None and stored.properties["hs_call_duration"] == "60000"
     assert hubspot_sim.store.associated("calls", stored.id, "contacts") == [contact]
@@ -231,15 +232,15 @@ def test_linking_by_phone_and_email_is_batched_and_never_guesses(
 
 # -- quotas, 429, credentials ---------------------------------------------------------------------
 def test_daily_quota_exhaustion_stops_writing_and_resumes_next_day() -> None:
-    with run_hubspot_simulator(search_rate_per_s=None, burst_limit=None, daily_limit=2) as sim:
+    with run_hubspot_simulator(search_rate_per_s=None, burst_limit=None, daily_limit=3) as sim:
         adapter = hubspot_adapter(sim)
         assert adapter.ping()  # 1 request
-        first = adapter.upsert_activities(KEY, [_call(f"q{i}") for i in range(150)])  # 1 create, then the wall
+        first = adapter.upsert_activities(KEY, [_call(f"q{i}") for i in range(150)])  # check + 1 create, then the wall
         written = [r for r in first if isinstance(r, dict)]
         assert len(written) == 100
         assert all(isinstance(r, QuotaExhaustedError) for r in first[100:])
         usage = adapter.usage()
-        assert usage["budget_remaining"] == 0 and usage["requests_used"] == 2
+        assert usage["budget_remaining"] == 0 and usage["requests_used"] == 3
         sent = sim.app.request_count()
         later = adapter.upsert_activities(KEY, [_call("q149")])
         assert isinstance(later[0], QuotaExhaustedError) and sim.app.request_count() == sent, "nothing more is sent"
@@ -352,3 +353,17 @@ def test_token_never_in_settings_errors_or_reprs() -> None:
     with pytest.raises(ConfigError) as error:
         HubSpotSettings.parse({"access_token": secret, "timeout_s": "soon"})
     assert secret not in str(error.value)
+
+
+def test_writes_are_refused_without_a_unique_external_id_property() -> None:
+    with run_hubspot_simulator(search_rate_per_s=None, bootstrap_external_id=None) as sim:
+        adapter = hubspot_adapter(sim)
+        [missing] = adapter.upsert_activities(KEY, [_call("u1")])
+        assert isinstance(missing, RecordValidationError) and "does not exist" in str(missing)
+        sim.store.create_property("calls", {"name": KEY, "type": "string", "hasUniqueValue": False})
+        adapter.close()
+        adapter = hubspot_adapter(sim)
+        [plain] = adapter.upsert_activities(KEY, [_call("u1")])
+        assert isinstance(plain, RecordValidationError) and "unique values" in str(plain)
+        assert sim.objects("calls") == [], "nothing is written without the unique property"
+        adapter.close()

@@ -95,6 +95,7 @@ class HubSpotAdapter(CrmAdapter):
         self._lock = threading.Lock()
         self._present: set[str] = set()
         self._contact_company: dict[str, str | None] = {}
+        self._key_checked: set[str] = set()
         self._written = {"created": 0, "updated": 0}
 
     @classmethod
@@ -289,6 +290,7 @@ class HubSpotAdapter(CrmAdapter):
     # -- activities: writes --------------------------------------------------------------------
     def create_activity(self, record: Record) -> Record:
         [activity] = self._resolve_links([self.codec.to_hubspot(record)], [record])
+        self._ensure_key_property(activity.object_type)
         raw = self.client.post_json(self._path(activity.object_type), {
             "properties": _wire(activity.properties, creating=True),
             "associations": self._inline_associations(activity)}, context="activity create")
@@ -344,6 +346,11 @@ class HubSpotAdapter(CrmAdapter):
         for index, activity in zip([i for i, _ in prepared], resolved, strict=True):
             by_type.setdefault(activity.object_type, []).append((index, activity))
         for object_type, group in by_type.items():
+            try:
+                self._ensure_key_property(object_type)
+            except Exception as exc:  # the whole object type cannot be written safely
+                self._fail(slots, group, exc)
+                continue
             with self._lock:
                 present = self._present | known
             # Unknown ones are created with their associations inline; the unique property
@@ -444,6 +451,24 @@ class HubSpotAdapter(CrmAdapter):
                         slots[index_of[activity.key]] = RecordValidationError(
                             f"{object_type} {record_id} was written but its association to {to_type} "
                             f"{getattr(activity, attr)} was refused ({describe(page.get('errors', [{}])[0], 207)})")
+
+    def _ensure_key_property(self, object_type: str) -> None:
+        """Refuse to write an object whose external-id property is missing or not unique.
+
+        Without ``hasUniqueValue`` HubSpot would accept a second record with the same Daktela
+        activity name, so idempotency would rest on our ledger alone. Checked once per object
+        and adapter (one request each); raises ``RecordValidationError`` naming the fix.
+        """
+        if object_type in self._key_checked:
+            return
+        path = f"{self.settings.objects_path}/properties/{object_type}/{self.key}"
+        found = self.client.get_json(path, context=f"{object_type} property {self.key}", missing_ok=True)
+        if found is None or not found.get("hasUniqueValue"):
+            state = "does not exist" if found is None else "exists but does not require unique values"
+            raise RecordValidationError(
+                f"HubSpot property {self.key!r} on {object_type} {state}; create it with hasUniqueValue: true "
+                "(docs/crms/hubspot.md, setup step 2), then run `crmsync retry-failed`")
+        self._key_checked.add(object_type)
 
     # -- links ---------------------------------------------------------------------------------
     def _links(self, activity: HubSpotActivity) -> dict[str, str | None]:
