@@ -186,3 +186,30 @@ def test_help_documents_the_exit_codes() -> None:
     assert "  0  clean: nothing failed and nothing waits in failed_records" in out
     assert "  1  records failed in this run (or the command could not run)" in out
     assert "  3  nothing failed in this run, but records wait in failed_records" in out
+
+
+def test_retry_failed_clears_records_gone_from_the_source(pipeline_world: PipelineWorld) -> None:
+    """A failed record deleted in the CRM has nothing left to sync: retry-failed ledgers it as
+    skipped ('gone') and removes it, instead of holding every later run at exit 3."""
+    world = pipeline_world
+    world.simulator.add_fault(Fault(route=f"POST {CONTACTS}", kind="status", status=400, times=None))
+    assert run("sync", "--entity", "account")[0] == 1
+    failed = _failed(world, "auto_contact")
+    assert len(failed) >= 2
+    gone = failed[0]
+    with sqlite3.connect(world.paths.crm) as conn:
+        conn.execute("DELETE FROM accounts WHERE id = ?", (int(gone),))
+    world.simulator.clear_faults()
+    world.simulator.reset_log()
+    code, out = run("retry-failed", "--entity", "auto_contact")
+    assert code == 0, out
+    assert "0 record(s) still failed" in out
+    assert _row(out, "auto_contact")["created"] == str(len(failed) - 1)
+    assert world.simulator.request_count("POST", CONTACTS) == len(failed) - 1
+    assert _failed(world, "auto_contact") == []
+    ledger = StagingStore(world.paths.staging).ledger_rows(entity="auto_contact")
+    [row] = [r for r in ledger if r["source_id"] == gone and r["note"] == "gone"]
+    assert row["outcome"] == "skipped"
+    assert row["error_message"] == ("not found at the source: the account no longer exists; "
+                                    "removed from failed_records (was: validation)")
+    assert run("sync", "--entity", "account")[0] == 0

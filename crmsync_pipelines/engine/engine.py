@@ -22,7 +22,7 @@ from crmsync_pipelines.engine.auto_contacts import AutoContactCreator
 from crmsync_pipelines.engine.context import EngineContext, EngineSettings
 from crmsync_pipelines.engine.counting import CountingCrm
 from crmsync_pipelines.engine.entities import ORDER
-from crmsync_pipelines.engine.extract import extract_ids, extract_window
+from crmsync_pipelines.engine.extract import INVALID_ID_PREFIX, extract_ids, extract_window
 from crmsync_pipelines.engine.load_crm import CrmActivityLoader
 from crmsync_pipelines.engine.load_daktela import DaktelaLoader, LoadOutcome
 from crmsync_pipelines.engine.mapstage import map_batch
@@ -37,7 +37,7 @@ from crmsync_pipelines.engine.reports import (
     Window,
 )
 from crmsync_pipelines.errors import CrmsyncError
-from crmsync_pipelines.staging.store import StagingStore
+from crmsync_pipelines.staging.store import RecordResult, StagingStore
 
 if TYPE_CHECKING:
     from crmsync_pipelines.daktela.adapter import DaktelaAdapter
@@ -189,6 +189,7 @@ class SyncEngine:
                 report.counts["queued"] = len(ids)
                 if ids:
                     self._sync_ids_into(owner, ids, run_id, report, retry_held=True)
+                    self._forget_gone(owner, report.not_found, run_id, report)
                 report.waiting = self.waiting_failures(owner, run_id)
                 report.checks.append(_no_failures_check(report))
             reports.append(report)
@@ -205,6 +206,39 @@ class SyncEngine:
                 [names, run_id, run_id],
             ).fetchone()
         return int(row[0]) if row else 0
+
+    def _forget_gone(self, entity: Entity, gone: list[str], run_id: str, report: StageReport) -> None:
+        """Failed records whose source record no longer exists leave ``failed_records``.
+
+        Nothing is left to sync (deletions are not propagated), so keeping them would hold
+        every later run at exit code 3 with no way out. Each gets a ledger row (``skipped``,
+        ``not found at the source``) so its end stays traceable. Content keys of id-less rows
+        (``<no-id>:…``) are never looked up by id, so they stay until the row is fixed.
+        """
+        ids = sorted({i for i in gone if not i.startswith(INVALID_ID_PREFIX)})
+        if not ids:
+            return
+        wanted, forgotten = set(ids), 0
+        for name in [entity, *RELATED_LEDGER_ENTITIES.get(entity, ())]:
+            rows = [r for r in self.staging.failed_records(name) if str(r["source_id"]) in wanted]
+            if not rows:
+                continue
+            results = [RecordResult(str(r["source_id"]), "skipped", lookup_key=r.get("lookup_key"),
+                                    error_class=str(r["error_class"]), remember=False, note="gone",
+                                    error_message=f"not found at the source: the {entity} no longer exists; "
+                                                  f"removed from failed_records (was: {r['error_class']})")
+                       for r in rows]
+            with self.staging.session():
+                self.staging.record_results(run_id, None, name, results)
+                with self.staging.connect() as con:
+                    con.execute("DELETE FROM failed_records WHERE entity = ? "
+                                "AND source_id IN (SELECT unnest(?::VARCHAR[]))",
+                                [name, [r.source_id for r in results]])
+            forgotten += len(results)
+        if forgotten:
+            report.counts["gone_from_failed_records"] = forgotten
+            self.log.warning("%s: %d failed records no longer exist at the source; removed from failed_records "
+                             "(ledger outcome skipped, note 'gone')", entity, forgotten)
 
     def _retry_ids(self, name: str) -> list[str]:
         """The source ids to retry for ``name``; account ids of failed auto-contacts count as accounts."""
