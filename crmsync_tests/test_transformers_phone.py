@@ -208,7 +208,7 @@ REFUSED: list[tuple[Any, dict[str, Any], str]] = [
     ("+", CZ, "has no digits"),
     # one bad number in a list of several refuses the value (no silent partial write)
     ("+420 603 123 456 / 7", CZ, "is not a valid phone number"),
-    ("603 123 456, 12", CZ, "'603 123 456, 12' '12' is not a valid phone number in CZ"),
+    ("603 123 456, 12", CZ, "'603 123 456, 12' holds '12', which is not a valid phone number in CZ"),
     # types and numbers that cannot be phone numbers
     (737123456.5, CZ, "737123456.5 is not a whole positive number, so not a phone number"),
     (Decimal("603456789.5"), CZ, "is not a whole positive number"),

@@ -92,7 +92,7 @@ class PhoneReader:
         for part in parts:
             reading = self._one(part.strip())
             if reading.problem is not None:
-                return Reading(problem=f"{part.strip()!r} {reading.problem}")
+                return Reading(problem=f"holds {part.strip()!r}, which {reading.problem}")
             numbers.extend(reading.numbers)
         if not numbers:
             return Reading(problem="has no digits")
