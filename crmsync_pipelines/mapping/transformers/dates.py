@@ -1,9 +1,13 @@
 """The ``date_format`` transformer.
 
 Fixes the PHP SDK's date pitfalls (W25): zones are explicit (``from_tz`` for values that
-carry no offset, default UTC; ``to_tz`` to convert before rendering), a value without a
-time part is midnight rather than the current time of day, relative words such as ``now``
-are rejected, and an unparseable value is an error instead of passing through unchanged.
+carry no offset, default UTC; ``to_tz`` to convert before rendering; ``instance`` for the
+Daktela instance's zone, see ``mapping.instance``), a value without a time part is midnight
+rather than the current time of day, relative words such as ``now`` are rejected, and a
+value that is unparseable, names no real date (``2024-02-30``, read as PHP's
+``createFromFormat`` would but never rolled over) or a local time a DST change skips is
+refused under ``on_invalid`` (default ``fail``; see ``mapping.refusals``) instead of passing
+through unchanged.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """PHP ``date()`` format strings, compiled once into a renderer and a parser.
 
 Existing mapping files use PHP format letters (``Y-m-d H:i:s``, ``c``), so we accept them
-as they are. Rendering supports every letter PHP documents except Swatch time (``B``);
-parsing supports the letters that identify a point in time. Datetimes given to the
-renderer are always zone-aware: the caller decides the zone explicitly.
+as they are. Rendering supports every letter PHP's ``date()`` documents except Swatch time
+(``B``); parsing follows ``DateTimeImmutable::createFromFormat`` for the letters that identify
+a point in time, but refuses what PHP would roll over (``ImpossibleDateError``). Datetimes
+given to the renderer are always zone-aware: the caller decides the zone explicitly.
 """
 
 from __future__ import annotations
