@@ -240,7 +240,7 @@ def test_daily_quota_exhaustion_stops_writing_and_resumes_next_day() -> None:
         assert len(written) == 100
         assert all(isinstance(r, QuotaExhaustedError) for r in first[100:])
         usage = adapter.usage()
-        assert usage["budget_remaining"] == 0 and usage["requests_used"] == 3
+        assert usage["budget_remaining"] == 0 and usage["requests_used"] == 3 and usage["quota_exhausted"] is True
         sent = sim.app.request_count()
         later = adapter.upsert_activities(KEY, [_call("q149")])
         assert isinstance(later[0], QuotaExhaustedError) and sim.app.request_count() == sent, "nothing more is sent"

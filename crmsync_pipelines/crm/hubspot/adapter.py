@@ -127,7 +127,7 @@ class HubSpotAdapter(CrmAdapter):
         return {
             "requests_used": usage.requests, "search_requests": usage.search_requests, "retries": usage.retries,
             "rate_limited": usage.rate_limited, "daily_limit": usage.daily_limit,
-            "budget_remaining": usage.daily_remaining,
+            "budget_remaining": usage.daily_remaining, "quota_exhausted": self.client.quota_exhausted,
             "activities_created": self._written["created"], "activities_updated": self._written["updated"],
             "activities_linked_by_match": self.matcher.stats.linked,
             "activities_unlinked_ambiguous": self.matcher.stats.ambiguous,

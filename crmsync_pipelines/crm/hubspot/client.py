@@ -152,6 +152,12 @@ class HubSpotClient:
     def close(self) -> None:
         self._http.close()
 
+    @property
+    def quota_exhausted(self) -> bool:
+        """True once the daily budget ran out (a ``DAILY`` 429 or the reserve reached) in this client."""
+        with self._lock:
+            return self._quota_error is not None
+
     # -- the one request loop ----------------------------------------------------------------
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
                 context: str = "request", allow: tuple[int, ...] = ()) -> httpx.Response:
