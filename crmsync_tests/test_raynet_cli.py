@@ -96,3 +96,19 @@ def test_raynet_demo_world_keeps_its_data_between_runs(tmp_path: Path) -> None:
         found = adapter.find_activity_by("extId", "demo-1")
         assert found is not None and found["id"] == created["id"]
         adapter.close()
+
+
+@pytest.mark.slow
+def test_crmsync_demo_with_the_raynet_crm_writes_then_writes_nothing(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("CRMSYNC_CONFIG", "DAGSTER_HOME", "CRMSYNC_ALERT_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    args = ["demo", "--crm", "raynet", "--data-dir", str(tmp_path / "data"), "--simulator-port", "0"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "records written" in first.output and "nothing to write" not in first.output
+    assert (tmp_path / "data" / "raynet" / "raynet-simulator.json").is_file()
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0, second.output
+    assert "nothing to write: both systems already agree" in second.output

@@ -44,12 +44,32 @@ simulator_port_option = click.option(
 )
 
 
+crm_option = click.option(
+    "--crm", type=click.Choice(["sql", "raynet"]), default="sql", show_default=True,
+    help="The CRM side: the SQLite demo CRM, or the Raynet simulator (its own data in <data-dir>/raynet).",
+)
+
+
 @contextmanager
-def _demo_world(data_dir: Path, accounts: int, contacts: int, simulator_port: int) -> Iterator[DemoPaths]:
-    """:func:`running_demo`, with a taken port reported as a clear CLI error."""
+def _demo_world(data_dir: Path, accounts: int, contacts: int, simulator_port: int,
+                crm: str = "sql") -> Iterator[DemoPaths]:
+    """:func:`running_demo`, with a taken port reported as a clear CLI error.
+
+    ``crm="raynet"`` also runs the Raynet simulator (data kept in ``<data-dir>/raynet``, apart
+    from the SQL demo's staging and ledger) and points the config at it (docs/crms/raynet.md).
+    """
+    if crm == "raynet":
+        data_dir = data_dir / "raynet"
     try:
         with running_demo(data_dir, accounts=accounts, contacts=contacts, simulator_port=simulator_port) as paths:
-            yield paths
+            if crm != "raynet":
+                yield paths
+                return
+            from crmsync_pipelines.cli.demo_setup import patched_environ
+            from crmsync_pipelines.crm.raynet.demo import raynet_demo
+
+            with raynet_demo(paths) as raynet_env, patched_environ(raynet_env):
+                yield paths
     except SimulatorPortInUse as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -74,9 +94,10 @@ def ledger_table(paths: DemoPaths, run_id: str, api_calls: dict[str, int]) -> li
 @accounts_option
 @contacts_option
 @simulator_port_option
-def demo(data_dir: Path, accounts: int, contacts: int, simulator_port: int) -> None:
+@crm_option
+def demo(data_dir: Path, accounts: int, contacts: int, simulator_port: int, crm: str) -> None:
     """Sync the demo CRM and the Daktela simulator through one real Dagster run."""
-    with _demo_world(data_dir, accounts, contacts, simulator_port) as paths:
+    with _demo_world(data_dir, accounts, contacts, simulator_port, crm) as paths:
         click.echo(f"data directory: {paths.data_dir}")
         click.echo(f"config: {paths.config}  |  Dagster home: {paths.dagster_home}")
         # Imported only now: the code location reads CRMSYNC_CONFIG when it loads.
@@ -95,8 +116,11 @@ def demo(data_dir: Path, accounts: int, contacts: int, simulator_port: int) -> N
         click.echo(click.style(f"check failed: {check}", fg="yellow"))
     written = sum(row["created"] + row["updated"] for row in rows)
     click.echo("nothing to write: both systems already agree" if written == 0 else f"{written} records written")
-    click.echo("Open the Dagster UI on this data with: make dev")
-    click.echo(f"Use the CLI on it from any shell after: source {_shown(paths.env_file)}")
+    if crm == "raynet":
+        click.echo("The Raynet simulator stopped with the demo; its data is kept for the next `--crm raynet` run.")
+    else:
+        click.echo("Open the Dagster UI on this data with: make dev")
+        click.echo(f"Use the CLI on it from any shell after: source {_shown(paths.env_file)}")
     if not summary.success or any(row["failed"] for row in rows):
         raise SystemExit(EXIT_RECORDS_FAILED)
 
