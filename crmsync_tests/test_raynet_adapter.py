@@ -353,3 +353,24 @@ def test_ext_ids_with_slashes_spaces_and_czech_letters_round_trip(
     again = make_raynet().upsert_activities("extId", [_call(n, title="Znovu") for n in names])
     assert [r["id"] for r in again] == [r["id"] for r in first]  # type: ignore[index]
     assert len(raynet_sim.store.all("phoneCall")) == 3
+
+
+def test_window_slack_keeps_edge_records_when_raynet_compares_minutes() -> None:
+    from crmsync_pipelines.crm.raynet import RaynetAdapter, RaynetSettings
+
+    with run_raynet_simulator(seed=None, filter_precision="minute") as sim:
+        at = [T0 + timedelta(seconds=s) for s in (10, 40, 70)]
+        ids = [str(sim.store.insert("person", {"firstName": "P", "lastName": f"L{i}"}, at=t)["id"])
+               for i, t in enumerate(at)]
+        window = (T0 + timedelta(seconds=20), T0 + timedelta(seconds=50))
+
+        def got(slack: int) -> list[str]:
+            adapter = RaynetAdapter(RaynetSettings.parse(sim.settings(window_slack_s=slack)))
+            try:
+                return [r["id"] for r in adapter.iter_contacts(*window)]
+            finally:
+                adapter.close()
+
+        assert got(60) == [ids[1]]
+        # Without the slack the server's minute comparison (12:00:40 < 12:00:50 -> 12:00 < 12:00) loses it.
+        assert got(0) == []

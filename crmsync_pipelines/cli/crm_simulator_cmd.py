@@ -72,12 +72,14 @@ def crm_simulator() -> None:
 @click.option("--limit-mode", type=click.Choice(["clamp", "error"]), default="clamp", show_default=True,
               help="What limit > 1000 does.")
 @click.option("--strict-activity-insert", is_flag=True, help="Refuse status/customFields in activity creates.")
+@click.option("--filter-precision", type=click.Choice(["second", "minute"]), default="second", show_default=True,
+              help="How date filters compare.")
 @click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added to every request.")
 @click.option("--fault", "faults", multiple=True,
               help="ROUTE=WHAT[xTIMES], e.g. 'PUT /api/v2/phoneCall/=500x2' or '*=429:5' (Retry-After 5).")
 def raynet(host: str, port: int, seed: str, companies: int, persons: int, instance_name: str, username: str,
            api_key: str, user_zone: str, daily_limit: int, quota_status: str, limit_mode: str,
-           strict_activity_insert: bool, latency_ms: float, faults: tuple[str, ...]) -> None:
+           strict_activity_insert: bool, filter_precision: str, latency_ms: float, faults: tuple[str, ...]) -> None:
     """The Raynet CRM API v2 simulator (docs/crms/raynet.md)."""
     from crmsync_pipelines.crm.raynet.simulator import RaynetSimConfig, RaynetSimulatorHandle, run_raynet_simulator
 
@@ -88,6 +90,7 @@ def raynet(host: str, port: int, seed: str, companies: int, persons: int, instan
         daily_limit=daily_limit, quota_status=int(quota_status),  # type: ignore[arg-type]
         limit_mode=limit_mode,  # type: ignore[arg-type]
         strict_activity_insert=strict_activity_insert, latency_ms=latency_ms,
+        filter_precision=filter_precision,  # type: ignore[arg-type]
     )
 
     def describe(handle: RaynetSimulatorHandle) -> Iterator[str]:

@@ -188,11 +188,12 @@ class RaynetStore:
     """All records of one simulated instance, in memory; every method is thread-safe."""
 
     def __init__(self, *, user_zone: str, clock: Callable[[], datetime], reject_duplicate_ext_ids: bool = True,
-                 strict_activity_insert: bool = False) -> None:
+                 strict_activity_insert: bool = False, filter_precision: str = "second") -> None:
         self.user_zone = user_zone
         self.clock = clock
         self.reject_duplicate_ext_ids = reject_duplicate_ext_ids
         self.strict_activity_insert = strict_activity_insert
+        self.filter_precision = filter_precision
         self._lock = threading.RLock()
         self._records: dict[str, dict[int, dict[str, Any]]] = {e: {} for e in ENTITIES}
         self._next_id: dict[str, int] = dict.fromkeys(ENTITIES, 1)
@@ -332,6 +333,10 @@ class RaynetStore:
         company = self._records["company"].get(company_id) or {}
         return {"id": company_id, "name": company.get("name")}
 
+    def _precise(self, moment: datetime) -> datetime:
+        """A date as filters compare it: to the second, or to the minute (``filter_precision``) [U]."""
+        return moment.replace(second=0, microsecond=0) if self.filter_precision == "minute" else moment
+
     # -- lists -------------------------------------------------------------------------------------
     def modified(self, record: dict[str, Any]) -> datetime:
         return max(m for m in (record["rowInfo.createdAt"], record.get("rowInfo.updatedAt")) if m is not None)
@@ -380,7 +385,7 @@ class RaynetStore:
         is_date = column in _DATE_FIELDS
         wanted: Any = raw.strip('"')
         if is_date and wanted != "":
-            wanted = parse_moment(wanted, self.user_zone)
+            wanted = self._precise(parse_moment(wanted, self.user_zone))
         if op in ("IN", "NOT_IN"):
             options = {s.strip() for s in str(raw).split(",")}
             return lambda r: (str(_ref(self.value(r, column))) in options) == (op == "IN")
@@ -390,6 +395,8 @@ class RaynetStore:
 
         def check(record: dict[str, Any]) -> bool:
             value = _ref(self.value(record, column))
+            if is_date and isinstance(value, datetime):
+                value = self._precise(value)
             if wanted == "" and op in ("EQ", "NE"):
                 empty = value in (None, "", [])
                 return empty if op == "EQ" else not empty

@@ -74,6 +74,8 @@ class RaynetSimConfig:
     reject_duplicate_ext_ids: bool = True
     #: Refuse ``status``/``customFields`` in activity creates (the insert DTOs do not list them) [U].
     strict_activity_insert: bool = False
+    #: Date filters compare to the ``second`` or to the ``minute`` (Raynet renders minutes by default) [U].
+    filter_precision: Literal["second", "minute"] = "second"
     latency_ms: float = 0.0
     request_log_max: int | None = 50_000
     #: JSON file the data is loaded from at start and saved to at stop (``None``: in memory only).
@@ -108,7 +110,8 @@ class RaynetSimulatorApp:
         self.clock = clock or SimClock()
         self.store = RaynetStore(user_zone=config.user_zone, clock=self.clock,
                                  reject_duplicate_ext_ids=config.reject_duplicate_ext_ids,
-                                 strict_activity_insert=config.strict_activity_insert)
+                                 strict_activity_insert=config.strict_activity_insert,
+                                 filter_precision=config.filter_precision)
         if config.state_path is not None and config.state_path.is_file():
             self.store.load(config.state_path)
         else:
