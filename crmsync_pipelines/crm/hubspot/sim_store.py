@@ -343,6 +343,16 @@ class SimStore:
             self._index(object_type, obj, old)
             return obj
 
+    def archive(self, object_type: str, record_id: str) -> None:
+        """DELETE: the record leaves reads, searches, its unique values and its associations."""
+        with self.lock:
+            obj = self.objects[object_type].pop(record_id, None)
+            if obj is None:
+                return
+            self._index(object_type, StoredObject(obj.id, {}, obj.created, obj.updated), obj.properties)
+            self.associations = {a for a in self.associations if (a[0], a[1]) != (object_type, record_id)
+                                 and (a[2], a[3]) != (object_type, record_id)}
+
     def resolve(self, object_type: str, value: str, id_property: str | None) -> StoredObject | None:
         """The object an ``id`` (or ``idProperty`` value) names, or None."""
         with self.lock:

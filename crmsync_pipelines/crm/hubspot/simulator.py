@@ -355,6 +355,9 @@ class HubSpotSimulator:
             if method == "GET":
                 wanted = ",".join(query.get("properties") or []).split(",")
                 return 200, found.render(object_type, [w for w in wanted if w])
+            if method == "DELETE":
+                self.store.archive(object_type, found.id)
+                return 204, None
             if method == "PATCH":
                 updated = self.store.update(object_type, found.id, body.get("properties"))
                 return 200, updated.render(object_type, list(updated.properties))
@@ -473,7 +476,9 @@ class HubSpotSimulator:
                 results.append(write(object_type, entry))
             except HubSpotError as exc:
                 if trace_required and not traced:
-                    raise  # without objectWriteTraceId one bad input fails the whole batch
+                    for done in results:  # without objectWriteTraceId one bad input fails the whole batch
+                        self.store.archive(object_type, str(done["id"]))
+                    raise
                 context: dict[str, Any] = {**exc.context, "ids": [str(entry.get("id"))] if entry.get("id") else []}
                 if entry.get("objectWriteTraceId"):
                     context["objectWriteTraceId"] = [str(entry["objectWriteTraceId"])]
