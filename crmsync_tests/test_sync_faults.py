@@ -7,6 +7,7 @@ test asserts the exact API calls and what ended in Daktela, the ledger and faile
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -16,8 +17,10 @@ from crmsync_pipelines.daktela import DaktelaAuthError
 from crmsync_pipelines.engine import Window
 from crmsync_pipelines.engine.context import EngineSettings
 from crmsync_pipelines.simulator import Fault, run_simulator
+from crmsync_pipelines.staging import StagingStore
 from crmsync_tests.fixtures.engine import EngineEnv, _env
 from crmsync_tests.fixtures.faults import crm_activity_ids, crm_ids, fast_engine, tune
+from crmsync_tests.fixtures.pipeline import PipelineWorld
 
 ALL = Window(None, None)
 CONTACTS = "/api/v6/contacts.json"
@@ -200,3 +203,34 @@ def test_token_revoked_between_chunks_files_the_rest_without_calls(engine_env: E
     engine_env.sim.clear_faults()
     assert engine.sync("contact", ALL, "run-2")[-1].counts.get("created") == total - 10
     assert engine.staging.failed_records() == []
+
+
+def test_the_cli_shows_a_revoked_token_and_the_next_run_is_clean(pipeline_world: PipelineWorld) -> None:
+    """Exit code, summary and failure lines of `crmsync sync` when the token is revoked mid-run."""
+    from crmsync_tests.test_cli_sync import _row, run
+
+    world = pipeline_world
+    with sqlite3.connect(world.paths.crm) as conn:  # the demo CRM has phones that never map
+        conn.execute("UPDATE contacts SET phone = '+420 601 123 456'")
+    assert run("sync", "--entity", "account")[0] == 0
+    world.simulator.reset_log()
+    world.simulator.add_fault(Fault(route=f"POST {CONTACTS}", kind="status", status=401, after=5, times=None))
+    code, out = run("sync", "--entity", "contact")
+    assert code == 1, out
+    posts = world.simulator.request_count("POST", CONTACTS)
+    assert 6 <= posts <= 5 + 4  # the writes already on the wire (write_concurrency 4), then nothing
+    failed = StagingStore(world.paths.staging).failed_records("contact")
+    assert failed and {f["error_class"] for f in failed} == {"auth"}
+    assert _row(out, "contact")["failed"] == str(len(failed))
+    assert "[auth]" in out and world.simulator.token not in out
+
+    # Contacts of accounts synced on the fly were auto-created in the same stage: refused too.
+    auto = StagingStore(world.paths.staging).failed_records("auto_contact")
+    assert {f["error_class"] for f in auto} <= {"auth"}
+
+    world.simulator.clear_faults()
+    world.simulator.reset_log()
+    code, out = run("sync", "--entity", "account", "--entity", "contact")
+    assert code == 0, out
+    assert world.simulator.request_count("POST", CONTACTS) == len(failed) + len(auto)
+    assert StagingStore(world.paths.staging).failed_records() == []

@@ -349,9 +349,14 @@ class SyncEngine:
         """Transient and auth dead letters from earlier runs are retried automatically (bounded).
 
         An ``auth`` failure says nothing about the record (the token was refused mid-run), so
-        it is retried like a transient one once a run gets through with a valid token.
+        it is retried like a transient one once a run gets through with a valid token. A failed
+        auto-contact is retried through its account, as ``retry-failed`` does.
         """
-        candidates = self.staging.failed_ids(entity, ["transient", "auth"], self.ctx.settings.auto_retry_limit)
+        classes, limit = ["transient", "auth"], self.ctx.settings.auto_retry_limit
+        candidates = self.staging.failed_ids(entity, classes, limit)
+        for related in RELATED_LEDGER_ENTITIES.get(entity, ()):
+            candidates.extend(self.staging.failed_ids(related, classes, limit))
+        candidates = list(dict.fromkeys(candidates))
         if not candidates:
             return
         in_batch = self.staging.batch_source_ids(batch, candidates)
