@@ -129,9 +129,26 @@ def _finish(reports: list[StageReport]) -> None:
 @until_option
 @click.option("--force-full", is_flag=True,
               help="Ignore the window start and compare every record with the target (no hash shortcut).")
+@click.option("--id", "ids", multiple=True,
+              help="Sync exactly this record (repeatable; with one --entity): a CRM id, or a Daktela "
+                   "activity name for --entity activity. Prints each record's field-level result.")
+@click.option("--id-file", "id_files", multiple=True,
+              help="A file with one id per line ('-' reads stdin), like --id.")
 def sync(config_path: Path | None, entities: tuple[str, ...], since: str | None, until: str | None,
-         force_full: bool) -> None:
-    """Sync the window (default: the current partition) entity by entity."""
+         force_full: bool, ids: tuple[str, ...] = (), id_files: tuple[str, ...] = ()) -> None:
+    """Sync the window (default: the current partition) entity by entity, or exactly the
+    records named by --id / --id-file."""
+    if ids or id_files:
+        from crmsync_pipelines.cli.sync_ids import requested_ids, sync_by_ids
+
+        if len(entities) != 1 or since or until or force_full:
+            raise click.UsageError("--id/--id-file take exactly one --entity and no --since/--until/--force-full")
+        wanted = requested_ids(ids, id_files)
+        if not wanted:
+            raise click.UsageError("--id/--id-file named no id")
+        _, config = load_config_or_fail(config_path)
+        sync_by_ids(config, entities[0], wanted)
+        return
     _, config = load_config_or_fail(config_path)
     window = resolve_window(config, since, until, force_full=force_full)
     run_id = new_run_id("sync")
