@@ -96,6 +96,14 @@ def test_search_cap_is_never_hit_by_window_reads() -> None:
         adapter.close()
 
 
+def test_a_full_read_pages_the_list_endpoint(hubspot_sim: HubSpotSimHandle, hubspot: HubSpotAdapter) -> None:
+    ids = [hubspot_sim.add_company({"name": f"Co {i}"}, T0 + timedelta(days=i % 5)) for i in range(230)]
+    hubspot_sim.app.reset_log()
+    assert [r["id"] for r in hubspot.iter_accounts(None, None)] == ids
+    assert hubspot_sim.app.request_count("GET", "/crm/v3/objects/companies") == 3
+    assert hubspot_sim.app.request_count("POST") == 0, "no search request (4/s, 10,000 cap) for a full read"
+
+
 @pytest.mark.slow
 def test_more_than_ten_thousand_records_in_one_window() -> None:
     with run_hubspot_simulator(search_rate_per_s=None, burst_limit=None) as sim:
@@ -316,11 +324,12 @@ def test_missing_scope_is_an_auth_error() -> None:
 
 def test_server_errors_are_retried_then_reported(hubspot_sim: HubSpotSimHandle, hubspot: HubSpotAdapter) -> None:
     hubspot_sim.app.add_fault(SimFault("POST /crm/v3/objects/contacts/search", 502, times=2))
-    assert list(hubspot.iter_contacts()) == []
-    hubspot_sim.app.add_fault(SimFault("POST /crm/v3/objects/contacts/search", 503, times=None))
+    assert list(hubspot.iter_contacts(T0, None)) == []
+    hubspot_sim.app.add_fault(SimFault("GET /crm/v3/objects/contacts", 503, times=None))
     adapter = hubspot_adapter(hubspot_sim, max_retries=1)
     with pytest.raises(Exception, match="HTTP 503"):
         list(adapter.iter_contacts())
+    assert hubspot_sim.app.request_count("GET", "/crm/v3/objects/contacts") == 2
     adapter.close()
 
 

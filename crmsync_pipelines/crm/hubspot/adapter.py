@@ -6,7 +6,8 @@ Reads (accounts = HubSpot companies, contacts = contacts) use the CRM search API
 every page is a fresh query with ``hs_object_id GT <last id seen>``, sorted by
 ``hs_object_id``. A query therefore never pages past HubSpot's 10,000-result cap however
 big the window is, each record is yielded at most once, and a record edited while we page
-moves to a later window instead of being seen twice.
+moves to a later window instead of being seen twice. A read without bounds pages the list
+endpoint (``GET /crm/v3/objects/{type}``), which has neither the search rate limit nor the cap.
 
 Writes use the unique external-id property (``daktela_activity_name`` by default, created
 with ``hasUniqueValue: true`` on every engagement object in use):
@@ -168,8 +169,23 @@ class HubSpotAdapter(CrmAdapter):
                 return
             last_id = int(results[-1]["id"])
 
+    def _list_all(self, object_type: str) -> Iterator[Record]:
+        """Every record through the list endpoint: no search rate limit, no result cap, id order."""
+        params: dict[str, Any] = {"limit": 100, "properties": ",".join(self._properties(object_type)),
+                                  "archived": "false"}
+        while True:
+            page = self.client.get_json(self._path(object_type), params=params, context=f"{object_type} list")
+            for raw in page.get("results") or []:
+                yield self._record(raw)
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+            params = {**params, "after": after}
+
     def _window(self, object_type: str, since: datetime | None, until: datetime | None) -> Iterator[Record]:
         since_ms, until_ms = _epoch_ms(since, "since"), _epoch_ms(until, "until")
+        if since_ms is None and until_ms is None:
+            return self._list_all(object_type)  # a full sync needs no filter
         modified = _MODIFIED[object_type]
         filters = []
         if since_ms is not None:
