@@ -143,7 +143,11 @@ def _interrupt(signum: int, frame: object) -> None:
 @contacts_option
 @simulator_port_option
 @click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
-def dev(data_dir: Path, accounts: int, contacts: int, simulator_port: int, port: int) -> None:
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              default="warning", show_default=True,
+              help="Terminal log level of the Dagster webserver and daemon (sensor ticks are info). "
+              "Runs log everything to their event log in the UI whatever this says.")
+def dev(data_dir: Path, accounts: int, contacts: int, simulator_port: int, port: int, log_level: str) -> None:
     """The Dagster UI wired to the simulator and the demo CRM (Ctrl-C stops everything)."""
     project_root = BUNDLED_CONFIG.parents[1]
     workspace = project_root / "workspace.yaml"
@@ -159,7 +163,9 @@ def dev(data_dir: Path, accounts: int, contacts: int, simulator_port: int, port:
                      "DAGSTER_HOME"):
             click.echo(f"  export {name}={os.environ[name]}")
         click.echo(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C to stop)")
-        command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
+        # `dg dev` (the project's Dagster CLI) with the project's workspace.yaml.
+        command = [str(Path(sys.executable).parent / "dg"), "dev", "-w", str(workspace), "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", log_level]
         process = subprocess.Popen(command, cwd=project_root)
         # A SIGTERM (process manager, `timeout`) stops the UI the same way Ctrl-C does.
         signal.signal(signal.SIGTERM, _interrupt)

@@ -35,8 +35,12 @@ MAPPED_CHECKS: dict[str, str] = {
 NO_FAILED_RECORDS = "no_failed_records"
 #: On the load assets (what users of Daktela and the CRM see): schedules refresh every 15
 #: minutes, so a sync that silently stopped (schedule off, daemon down, runs stuck in the
-#: queue) shows as overdue after 45 minutes and failing after two hours, although no run failed.
-LOAD_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2), warn_window=timedelta(minutes=45))
+#: queue) shows as overdue after 30 minutes (two missed ticks) and failing after two hours,
+#: although no run failed. Both are below the UI's rounding thresholds (it shows 45 minutes as
+#: "an hour"), so the UI says exactly these numbers.
+FRESHNESS_WARN = timedelta(minutes=30)
+FRESHNESS_FAIL = timedelta(hours=2)
+LOAD_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=FRESHNESS_FAIL, warn_window=FRESHNESS_WARN)
 
 _PERMANENT = {ErrorClass.AUTH, ErrorClass.VALIDATION, ErrorClass.NOT_SUPPORTED, ErrorClass.CONFLICT}
 
