@@ -8,10 +8,12 @@ module reads it back for one run:
 * ``ledger`` — the outcome (created / updated / unchanged / failed / skipped), target key and
   id, error class and message (the last row of the run per record wins: a record retried
   inside the run reports its final state);
-* ``diffs`` — which fields the diff found changed;
 * ``mapped_records`` — the new value of each field (the mapped payload);
 * ``target_snapshot`` — the value the target held before this run's write (saved by the load
-  stage for every record it looked up in this run).
+  stage for every record it looked up in this run); an updated record's changes are the
+  load stage's own comparison (``compare.changed_fields``) of the two;
+* ``diffs`` — the changed field names, when no snapshot exists (activities of a CRM whose
+  adapter looks them up through the ledger); the old value is then unknown (``None``).
 
 A created record lists every mapped field with ``old=None``; an unchanged one lists none.
 """
@@ -23,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from crmsync_pipelines.engine.compare import changed_fields
 from crmsync_pipelines.engine.paths import flatten, read_path
 from crmsync_pipelines.engine.reports import FieldChange
 from crmsync_pipelines.staging.store import StagingStore
@@ -93,8 +96,11 @@ def record_outcomes(staging: StagingStore, run_id: str, entity: str,
             changes = tuple(FieldChange(path, None, value) for path, value in flatten(payload).items())
         elif outcome == "updated":
             old = before.get(str(key)) if key is not None else None
-            changes = tuple(FieldChange(path, read_path(old, path), read_path(payload, path))
-                            for path in changed.get((sid, str(batch)), []))
+            if old is not None:  # the same comparison the load stage made
+                changes = tuple(changed_fields(payload, old))
+            else:  # no snapshot (a CRM looked up through the ledger): the diff's field names
+                changes = tuple(FieldChange(path, None, read_path(payload, path))
+                                for path in changed.get((sid, str(batch)), []))
         outcomes[sid] = RecordOutcome(
             entity=entity, source_id=str(source_id), outcome=str(outcome),
             target_key=None if key is None else str(key), target_id=None if target_id is None else str(target_id),
