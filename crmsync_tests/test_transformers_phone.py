@@ -68,9 +68,32 @@ def test_issue_refusals(value: Any, params: dict[str, Any], message: str) -> Non
     assert info.value.raw == value
 
 
-def test_a_slovak_trunk_number_is_slovak_when_sk_is_allowed() -> None:
-    # 0601 1xx-5xx xxx is a Slovak landline range: with SK allowed that is the reading.
-    assert phone("0601 234 567", **CZ_SK) == "+421601234567"
+@pytest.mark.parametrize(
+    ("value", "slovak", "czech"),
+    [
+        ("0601 234 567", "+421601234567", "+420601234567"),
+        ("0601-123-456", "+421601123456", "+420601123456"),
+        ("0601 512 345", "+421601512345", "+420601512345"),
+    ],
+)
+def test_a_czech_mobile_written_with_a_trunk_zero_is_not_guessed_slovak(value: str, slovak: str, czech: str) -> None:
+    # 0601 1xx-5xx xxx is a Slovak landline range, and 601 … a Czech mobile range: with SK
+    # allowed the text reads both ways, so it is refused naming both readings, never guessed.
+    with pytest.raises(RefusedValueError, match="is ambiguous") as info:
+        phone(value, **CZ_SK)
+    assert slovak in str(info.value) and czech in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0905 123 456", "+421905123456"),  # SK mobile; +420905… would be a CZ premium line, not a mobile
+        ("02 2345 6789", "+421223456789"),  # Bratislava landline; 223 456 789 is a Prague landline, not a mobile
+        ("0915 987 654", "+421915987654"),
+    ],
+)
+def test_slovak_national_numbers_stay_slovak_when_sk_is_allowed(value: str, expected: str) -> None:
+    assert phone(value, **CZ_SK) == expected
 
 
 # -- more inputs of each kind -------------------------------------------------------------------

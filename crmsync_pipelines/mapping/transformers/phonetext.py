@@ -112,6 +112,8 @@ class PhoneReader:
         if not _NUMBER_CHARS.match(core):
             return Reading(problem="has letters or symbols inside the number")
         number = self._interpret(core)
+        if isinstance(number, str):
+            return Reading(problem=number)
         if number is None:
             return Reading(
                 problem=f"is not a valid phone number in {self.regions_text}"
@@ -122,8 +124,15 @@ class PhoneReader:
             number.extension = extension
         return Reading((number,))
 
-    def _interpret(self, core: str) -> PhoneNumber | None:
-        """The first valid interpretation of a letter-free number text, or None."""
+    def _interpret(self, core: str) -> PhoneNumber | str | None:
+        """The first valid interpretation of a letter-free number text; None, or a problem text.
+
+        A national reading in another allowed region is refused as ambiguous when the same
+        digits, less a leading ``0``, are a mobile number of an allowed region whose plan has
+        no trunk prefix: ``0601 234 567`` is a Slovak landline (``+421601234567``) *and* a
+        Czech mobile written with a habitual ``0`` (``+420601234567``); which one the person
+        meant cannot be read from the text, so neither is written.
+        """
         if core.startswith("+"):
             return _valid(core, None)
         first = _parse(core, self.default_region)
@@ -139,8 +148,37 @@ class PhoneReader:
         for region in self.other_regions:
             number = _valid(core, region)
             if number is not None:
+                rival = self._mobile_behind_trunk_zero(digits, phonenumbers.region_code_for_number(number))
+                if rival is not None:
+                    return (
+                        "is ambiguous: "
+                        f"{phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)} "
+                        f"({phonenumbers.region_code_for_number(number)}) or "
+                        f"{phonenumbers.format_number(rival, phonenumbers.PhoneNumberFormat.E164)} "
+                        f"({phonenumbers.region_code_for_number(rival)} written with a leading 0)"
+                    )
                 return number
         return None
+
+    def _mobile_behind_trunk_zero(self, digits: str, chosen_region: str | None) -> PhoneNumber | None:
+        """A mobile number of another allowed, trunk-prefix-free region in ``0`` + digits, or None."""
+        if not digits.startswith("0"):
+            return None
+        for region in (self.default_region, *self.other_regions):
+            if region == chosen_region or _national_prefix(region) is not None:
+                continue
+            number = _valid(digits[1:], region)
+            if number is not None and phonenumbers.number_type(number) in _MOBILE_TYPES:
+                return number
+        return None
+
+
+_MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+def _national_prefix(region: str) -> str | None:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    return None if metadata is None else metadata.national_prefix
 
 
 def _parse(text: str, region: str | None) -> PhoneNumber | None:
