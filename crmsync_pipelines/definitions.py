@@ -11,6 +11,11 @@ import dagster as dg
 warnings.filterwarnings(
     "ignore", message=r"Parameter `owners` of initializer `SensorDefinition", category=dg.BetaWarning
 )
+# Checks are partitioned like their assets on purpose (defs/check_events.py): without it the
+# UI shows every check of a partition as skipped. Dagster flags that as a preview feature.
+warnings.filterwarnings(
+    "ignore", message=r"Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
+)
 
 
 @dg.definitions

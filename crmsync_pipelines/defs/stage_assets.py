@@ -16,6 +16,7 @@ import yaml
 
 from crmsync_pipelines.defs.check_events import CheckEvent, materialize_events
 from crmsync_pipelines.defs.metadata import check_result, report_metadata
+from crmsync_pipelines.defs.node_labels import node_description, node_kinds, node_tags
 from crmsync_pipelines.defs.partitions import config_path_from_env, sync_partitions
 from crmsync_pipelines.defs.run_figures import attribution_metadata, label_run_totals
 from crmsync_pipelines.engine.engine import SyncEngine
@@ -119,8 +120,9 @@ def build_extract_asset(
     @dg.asset(
         key=list(key),
         group_name=group,
-        kinds=kinds,
-        description=description,
+        kinds=node_kinds(key[0], kinds),
+        description=node_description(key[0], "source", description),
+        tags=node_tags(key[0], "source"),
         partitions_def=sync_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STAGING_POOL,
@@ -152,7 +154,8 @@ def build_map_asset(
         deps=[dg.AssetKey(list(upstream))],
         group_name=group,
         kinds={"python", "duckdb"},
-        description=description,
+        description=node_description(key[0], "mapped", description),
+        tags=node_tags(key[0], "mapped"),
         partitions_def=sync_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STAGING_POOL,
@@ -212,8 +215,9 @@ def build_load_asset(
         key=list(key),
         deps=[dg.AssetKey(list(upstream)), *(dg.AssetKey(list(dep)) for dep in extra_deps)],
         group_name=group,
-        kinds=kinds,
-        description=description,
+        kinds=node_kinds(key[0], kinds),
+        description=node_description(key[0], "target", description),
+        tags=node_tags(key[0], "target"),
         partitions_def=sync_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STAGING_POOL,
