@@ -125,8 +125,14 @@ def test_linking_by_contact_phone_email_and_ambiguous_numbers(raynet_engine_env:
     env.daktela.insert("contacts", {"name": f"crm_{ours['id']}", "title": "Ours", "database": "default"})
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     base = {"type": "CALL", "queue": 3001, "time": now, "title": "Test", "action": "OPEN", "priority": 0}
+    company = env.raynet.store.all("company")[0]
+    env.daktela.insert("contacts", {"name": f"crm_acc_contact_{company['id']}", "title": "Ústředna",
+                                    "database": "default"})
+    env.daktela.insert("contacts", {"name": "crm_12abc", "title": "Not ours", "database": "default"})
     calls = {
         "contact": {**base, "contact": f"crm_{ours['id']}"},
+        "switchboard": {**base, "contact": f"crm_acc_contact_{company['id']}"},
+        "not_ours": {**base, "contact": "crm_12abc", "item": {"clid": by_phone["contactInfo"]["tel1"]}},
         # Raynet stores numbers as typed; Daktela sends E.164: both sides are normalised.
         "phone": {**base, "contact": None, "item": {"clid": by_phone["contactInfo"]["tel1"].replace(" ", "")}},
         "ambiguous": {**base, "contact": None, "item": {"clid": twin_a["contactInfo"]["tel1"].replace(" ", "")}},
@@ -141,12 +147,13 @@ def test_linking_by_contact_phone_email_and_ambiguous_numbers(raynet_engine_env:
     load = engine.sync("activity", ALL, "run-1")[-1]
     assert load.counts.get("failed", 0) == 0
     stored = _raynet_activities(env)
-    person = {key: stored[name][1]["person"] for key, name in names.items()}
-    assert person == {"contact": ours["id"], "phone": by_phone["id"], "ambiguous": None, "nobody": None,
-                      "email": by_email["id"]}
+    person = {key: stored[name][1].get("person") for key, name in names.items()}
+    assert person == {"contact": ours["id"], "switchboard": None, "not_ours": by_phone["id"],
+                      "phone": by_phone["id"], "ambiguous": None, "nobody": None, "email": by_email["id"]}
+    assert stored[names["switchboard"]][1]["company"] == company["id"]
     company_of_phone = (by_phone.get("primaryRelationship") or {}).get("company")
     assert stored[names["phone"]][1].get("company") == company_of_phone
-    assert load.metadata["crm_links_by_phone"] == 1
+    assert load.metadata["crm_links_by_phone"] == 2
     assert load.metadata["crm_links_by_email"] == 1
     assert load.metadata["crm_links_ambiguous"] == 1
-    assert load.metadata["crm_links_by_contact"] >= 1
+    assert load.metadata["crm_links_by_contact"] >= 2

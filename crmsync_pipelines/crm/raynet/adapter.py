@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -468,6 +469,7 @@ class RaynetAdapter(CrmAdapter):
         entity = entity_for(payload, self.settings.activities)
         given = payload.get("link")
         link: dict[str, Any] = given if isinstance(given, dict) else {}
+        by_contact = self._from_contact(payload, link)
         needs_index = (
             payload.get("owner") in (None, "") and link.get("agent_email")
         ) or payload.get("company") in (None, "") or payload.get("person") in (None, "")
@@ -477,7 +479,7 @@ class RaynetAdapter(CrmAdapter):
             if owner is not None:
                 payload["owner"] = owner
         person = payload.get("person")
-        if person not in (None, ""):
+        if person not in (None, "") or by_contact:
             self.link_stats["links_by_contact"] += 1
         elif index is not None:
             candidates, how = index.candidates(link, self.settings.activities.link_by)
@@ -495,6 +497,25 @@ class RaynetAdapter(CrmAdapter):
             if company is not None:
                 payload["company"] = company
         return entity, payload
+
+    def _from_contact(self, payload: Record, link: dict[str, Any]) -> bool:
+        """Resolve ``link.contact`` (the Daktela contact name): ``crm_<person id>`` links the person,
+        ``crm_acc_contact_<company id>`` (a company's auto-created contact) the company; any other
+        name is not ours and leaves matching to phone/e-mail. True when it linked something."""
+        contact = str(link.get("contact") or "").strip()
+        if not contact or payload.get("person") not in (None, ""):
+            return False
+        settings = self.settings.activities
+        company = re.fullmatch(re.escape(settings.account_contact_prefix) + r"(\d+)", contact)
+        if company is not None:
+            if payload.get("company") in (None, ""):
+                payload["company"] = company.group(1)
+            return True
+        person = re.fullmatch(re.escape(settings.contact_prefix) + r"(\d+)", contact)
+        if person is not None:
+            payload["person"] = person.group(1)
+            return True
+        return False
 
     def _owner(self) -> int | None:
         return self.settings.activities.owner_id

@@ -68,6 +68,10 @@ class RaynetActivitySettings(_Strict):
     lookup_days: int = Field(default=14, ge=1, le=366)
     #: Values such a scan does not find (older, or deleted in Raynet) are confirmed one by one, up to this many.
     lookup_fallback_max: int = Field(default=20, ge=0, le=10_000)
+    #: Daktela contact names crmsync gives Raynet persons (``crm_<id>``, mappings/raynet/contacts.yaml) ...
+    contact_prefix: str = "crm_"
+    #: ... and the contacts it creates for companies (``crm_acc_contact_<id>``, account-contact.yaml).
+    account_contact_prefix: str = "crm_acc_contact_"
     #: How an activity without a Daktela contact of ours is matched to a Raynet person.
     link_by: list[LinkKey] = Field(default_factory=lambda: list(_LINK_KEYS))
 
