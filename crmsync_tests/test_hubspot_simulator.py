@@ -130,3 +130,16 @@ def test_rate_limit_policies() -> None:
             sim.app.limits.burst.clear()
             assert http.get("/crm/v3/objects/contacts").status_code == 502
             assert http.get("/account-info/v3/api-usage/daily/private-apps").json()["results"][0]["usageLimit"] == 4
+
+
+def test_search_index_lag_knob() -> None:
+    import time
+    from datetime import UTC, datetime
+
+    with run_hubspot_simulator(search_rate_per_s=None, index_lag_ms=300) as sim:
+        contact = sim.add_contact({"lastname": "Late"}, datetime(2026, 1, 1, tzinfo=UTC))
+        with httpx.Client(base_url=sim.base_url, headers={"Authorization": f"Bearer {sim.token}"}) as http:
+            assert http.post("/crm/v3/objects/contacts/search", json={}).json()["total"] == 0
+            assert http.get(f"/crm/v3/objects/contacts/{contact}").status_code == 200, "reads by id see it at once"
+            time.sleep(0.35)
+            assert http.post("/crm/v3/objects/contacts/search", json={}).json()["total"] == 1
