@@ -376,3 +376,18 @@ def test_writes_are_refused_without_a_unique_external_id_property() -> None:
         assert isinstance(plain, RecordValidationError) and "unique values" in str(plain)
         assert sim.objects("calls") == [], "nothing is written without the unique property"
         adapter.close()
+
+
+def test_a_whole_batch_refused_for_one_record_is_halved_until_it_stands_alone() -> None:
+    with run_hubspot_simulator(search_rate_per_s=None, burst_limit=None, multi_status=False) as sim:
+        adapter = hubspot_adapter(sim)
+        records = [_call(f"h{i}") for i in range(8)]
+        records[5] = _call("h5", disposition="00000000-0000-0000-0000-000000000000")  # not a GUID of this portal
+        results = adapter.upsert_activities(KEY, records)
+        assert [isinstance(r, dict) for r in results] == [True] * 5 + [False] + [True] * 2
+        assert isinstance(results[5], RecordValidationError)
+        creates = sim.app.request_count("POST", "/crm/v3/objects/calls/batch/create")
+        assert creates == 7, "1 refused batch, then halves: 4 ok + 4 refused, 2 ok + 2 refused, 1 refused + 1 ok"
+        again = adapter.upsert_activities(KEY, [{**r, "id": "1"} for r in records])
+        assert [isinstance(r, dict) for r in again] == [True] * 5 + [False] + [True] * 2
+        adapter.close()

@@ -37,7 +37,7 @@ from crmsync_pipelines.crm.hubspot.activities import ASSOCIATION_TYPE_IDS, Activ
 from crmsync_pipelines.crm.hubspot.client import HubSpotClient, describe, error_from_body
 from crmsync_pipelines.crm.hubspot.linking import ContactMatcher
 from crmsync_pipelines.crm.hubspot.settings import HubSpotSettings
-from crmsync_pipelines.errors import AdapterError, ConflictError, QuotaExhaustedError, RecordValidationError
+from crmsync_pipelines.errors import AdapterError, ConflictError, RecordValidationError
 
 _MODIFIED = {"companies": "hs_lastmodifieddate", "contacts": "lastmodifieddate"}
 
@@ -391,7 +391,16 @@ class HubSpotAdapter(CrmAdapter):
         try:
             page = self.client.post_json(self._path(object_type, "batch", "create"), {"inputs": inputs},
                                          context=f"{object_type} batch create")
-        except (QuotaExhaustedError, AdapterError) as exc:
+        except (RecordValidationError, ConflictError) as exc:
+            if len(chunk) > 1:  # HubSpot refused the whole batch for one input: halve until it stands alone
+                middle = len(chunk) // 2
+                return (self._create_batch(object_type, chunk[:middle], slots)
+                        + self._create_batch(object_type, chunk[middle:], slots))
+            if isinstance(exc, ConflictError):
+                return list(chunk)  # it exists already: update it instead
+            self._fail(slots, chunk, exc)
+            return []
+        except AdapterError as exc:
             self._fail(slots, chunk, exc)
             return []
         by_key = {a.key: (i, a) for i, a in chunk}
@@ -424,7 +433,15 @@ class HubSpotAdapter(CrmAdapter):
         try:
             page = self.client.post_json(self._path(object_type, "batch", "upsert"), {"inputs": inputs},
                                          context=f"{object_type} batch upsert")
-        except (QuotaExhaustedError, AdapterError) as exc:
+        except (RecordValidationError, ConflictError) as exc:
+            if len(chunk) > 1:  # HubSpot refused the whole batch for one input: halve until it stands alone
+                middle = len(chunk) // 2
+                self._upsert_batch(object_type, chunk[:middle], slots)
+                self._upsert_batch(object_type, chunk[middle:], slots)
+            else:
+                self._fail(slots, chunk, exc)
+            return
+        except AdapterError as exc:
             self._fail(slots, chunk, exc)
             return
         by_key = {a.key: (i, a) for i, a in chunk}

@@ -291,6 +291,11 @@ class SimStore:
                                             "context": {"propertyName": [name], "existingId": [holder]}}],
                                    context={"existingId": [holder]})
 
+    def check(self, object_type: str, properties: Any, own_id: str | None, *, creating: bool) -> None:
+        """Raise the error a write of ``properties`` would get, without writing."""
+        with self.lock:
+            self._check_unique(object_type, self._clean(object_type, properties, creating=creating), own_id)
+
     def _index(self, object_type: str, obj: StoredObject, old: dict[str, str | None]) -> None:
         for (kind, name), index in self.unique_index.items():
             if kind != object_type:

@@ -72,6 +72,9 @@ class HubSpotSimConfig:
     shuffle_batches: bool = True
     engagement_unique_allowed: bool = True
     index_lag_ms: float = 0.0
+    #: ``False``: one invalid input fails a whole batch update/upsert/create with 400 and nothing
+    #: is written (what HubSpot does where it does not answer 207; the adapter must cope either way).
+    multi_status: bool = True
     #: Create the unique ``daktela_activity_name`` property on calls, emails, communications, notes.
     bootstrap_external_id: str | None = "daktela_activity_name"
     #: ``"demo"`` seeds companies and contacts; None leaves the portal empty.
@@ -470,6 +473,8 @@ class HubSpotSimulator:
     def _batch_write(self, object_type: str, inputs: list[Any], write: Any, *, ok: int,
                      trace_required: bool = False) -> tuple[int, Any]:
         traced = all(isinstance(i, dict) and i.get("objectWriteTraceId") for i in inputs)
+        if not self.config.multi_status:
+            self._prevalidate(object_type, inputs, creating=write == self._create_one)
         results, errors = [], []
         for entry in inputs:
             try:
@@ -485,6 +490,20 @@ class HubSpotSimulator:
                 errors.append({"status": "error", "category": exc.category, "message": exc.message,
                                "errors": exc.errors, "context": context})
         return self._batch_result(results, errors, ok=ok)
+
+    def _prevalidate(self, object_type: str, inputs: list[Any], *, creating: bool) -> None:
+        """All-or-nothing mode: the first invalid input refuses the whole batch before any write."""
+        for entry in inputs:
+            properties = dict(entry.get("properties") or {})
+            existing = None
+            if entry.get("idProperty") or not creating:
+                existing = self.store.resolve(object_type, str(entry.get("id")), entry.get("idProperty"))
+            if creating or existing is None:
+                if entry.get("idProperty"):
+                    properties[str(entry["idProperty"])] = str(entry.get("id"))
+                self.store.check(object_type, properties, None, creating=True)
+            else:
+                self.store.check(object_type, properties, existing.id, creating=False)
 
     @staticmethod
     def _rendered(object_type: str, obj: StoredObject, entry: dict[str, Any], **extra: Any) -> dict[str, Any]:
