@@ -84,6 +84,15 @@ def test_a_late_closed_call_is_one_post_to_the_same_raynet_record(raynet_engine_
     assert after["id"] == before["id"] and after["status"] == "COMPLETED"
     assert after["completed"] is not None and after["_version"] == 2
 
+    # The supervisor dispositions the call afterwards: one more POST carries the result.
+    env.daktela.update_record("activities", open_call, {"statuses": ["statuses_callback"]})
+    env.raynet.reset_log()
+    load = engine.sync("activity", ALL, "run-3")[-1]  # the partition holding the call, run again
+    assert load.counts.get("updated") == 1 and load.counts.get("created", 0) == 0
+    assert [(r.method, r.json.get("solution")) for r in env.raynet.request_log if r.method != "GET"] == [
+        ("POST", "statuses_callback")]
+    assert _raynet_activities(env)[open_call][1]["solution"] == "statuses_callback"
+
 
 def test_budget_running_out_mid_run_ends_partial_and_the_next_day_completes_without_duplicates(
     raynet_engine_env: RaynetEngineEnv,

@@ -36,6 +36,8 @@ WRITABLE_KEYS = frozenset({
     "status", "priority", "owner", "person", "company", "category", "businessCase", "tags", "customFields",
 })
 DATE_KEYS = ("scheduledFrom", "scheduledTill", "completed", "deadline")
+#: Entities with a ``solution`` (result) field in Raynet API v2; for the others it is not sent.
+SOLUTION_ENTITIES = frozenset({"phoneCall", "task", "meeting"})
 REFERENCE_KEYS = ("owner", "person", "company", "category", "businessCase")
 STATUSES = ("NEW", "SCHEDULED", "COMPLETED", "CANCELLED")
 PRIORITIES = ("MINOR", "DEFAULT", "CRITICAL")
@@ -111,6 +113,8 @@ def build_body(
     for key, value in payload.items():
         if key in WRITE_ONLY_KEYS or key in ("id", "extId"):
             continue
+        if key == "solution" and entity not in SOLUTION_ENTITIES:
+            continue  # e-mails, events and letters have no result field (documented in docs/crms/raynet.md)
         if key in DATE_KEYS:
             body[key] = _date(key, value)
         elif key in REFERENCE_KEYS:

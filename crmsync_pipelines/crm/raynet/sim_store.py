@@ -522,6 +522,8 @@ class RaynetStore:
         return values
 
     def _check_activity(self, entity: str, values: dict[str, Any], *, create: bool) -> None:
+        if "solution" in values and entity not in ("phoneCall", "task", "meeting"):
+            raise ApiError(500, "IllegalArgumentException", f"Atribut 'solution' u entity {entity} neexistuje.")
         if create:
             required = [*_ACTIVITY_REQUIRED, *(("resolver", "deadline") if entity == "task" else ())]
             missing = [k for k in required if values.get(k) in (None, "")]
