@@ -391,3 +391,14 @@ def test_a_whole_batch_refused_for_one_record_is_halved_until_it_stands_alone() 
         again = adapter.upsert_activities(KEY, [{**r, "id": "1"} for r in records])
         assert [isinstance(r, dict) for r in again] == [True] * 5 + [False] + [True] * 2
         adapter.close()
+
+
+def test_an_activity_of_a_contact_deleted_in_hubspot_is_kept_unlinked(
+        hubspot_sim: HubSpotSimHandle, hubspot: HubSpotAdapter) -> None:
+    gone = hubspot_sim.add_contact({"lastname": "Gone"}, T0)
+    hubspot_sim.store.archive("contacts", gone)
+    [stored] = hubspot.upsert_activities(KEY, [_call("orphan", crm_contact_id=gone)])
+    assert isinstance(stored, dict) and stored["crm_contact_id"] is None
+    call = hubspot_sim.find("calls", KEY, "orphan")
+    assert call is not None and hubspot_sim.store.associated("calls", call.id, "contacts") == []
+    assert hubspot.usage()["activities_contact_deleted"] == 1

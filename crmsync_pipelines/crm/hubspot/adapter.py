@@ -97,6 +97,8 @@ class HubSpotAdapter(CrmAdapter):
         self._present: set[str] = set()
         self._contact_company: dict[str, str | None] = {}
         self._key_checked: set[str] = set()
+        self._missing_contacts: set[str] = set()
+        self._contact_gone = 0
         self._written = {"created": 0, "updated": 0}
 
     @classmethod
@@ -133,6 +135,7 @@ class HubSpotAdapter(CrmAdapter):
             "activities_linked_by_match": self.matcher.stats.linked,
             "activities_unlinked_ambiguous": self.matcher.stats.ambiguous,
             "activities_unmatched": self.matcher.stats.unmatched,
+            "activities_contact_deleted": self._contact_gone,
         }
 
     # -- reading companies and contacts -----------------------------------------------------------
@@ -529,12 +532,23 @@ class HubSpotAdapter(CrmAdapter):
                     resolved[i] = replace(resolved[i], contact_id=contact_id)
         if self.settings.activities.associate_company:
             contacts = sorted({a.contact_id for a in resolved if a.contact_id and not a.company_id} -
-                              set(self._contact_company))
+                              set(self._contact_company) - self._missing_contacts)
             if contacts:
                 found = self._get_many("contacts", contacts)
                 for contact_id in contacts:
-                    company = (found.get(contact_id) or {}).get("associatedcompanyid")
+                    if contact_id not in found:
+                        self._missing_contacts.add(contact_id)
+                        continue
+                    company = found[contact_id].get("associatedcompanyid")
                     self._contact_company[contact_id] = str(company) if company else None
-            resolved = [replace(a, company_id=self._contact_company.get(a.contact_id)) if a.contact_id
-                        and not a.company_id else a for a in resolved]
+            linked: list[HubSpotActivity] = []
+            for activity in resolved:
+                if activity.contact_id in self._missing_contacts:
+                    # Deleted in HubSpot since Daktela learnt it: the activity is kept, unlinked, and counted.
+                    self._contact_gone += 1
+                    activity = replace(activity, contact_id=None)
+                elif activity.contact_id and not activity.company_id:
+                    activity = replace(activity, company_id=self._contact_company.get(activity.contact_id))
+                linked.append(activity)
+            resolved = linked
         return resolved
