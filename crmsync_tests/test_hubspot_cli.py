@@ -61,3 +61,32 @@ def test_crm_inspect_works_against_the_simulator(tmp_path: Path, hubspot_sim: Hu
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", SECRET)
     refused = _run("crm-inspect", "-c", str(config), "ping")
     assert refused.exit_code == 1 and SECRET not in refused.output
+
+
+def test_the_setup_commands_in_the_docs_create_the_unique_property(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/crms/hubspot.md setup step 2, run as written (curl) against a portal without the property."""
+    import re
+    import shutil
+    import subprocess
+    import textwrap
+
+    from crmsync_pipelines.crm.hubspot.simulator import run_hubspot_simulator
+    from crmsync_tests.fixtures.hubspot import hubspot_adapter
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    text = (Path(__file__).resolve().parents[1] / "docs" / "crms" / "hubspot.md").read_text(encoding="utf-8")
+    blocks = [textwrap.dedent(b) for b in re.findall(r"```bash\n(.*?)```", text, re.S)]
+    setup = [b for b in blocks if "/properties/$object" in b or "properties/calls/daktela_activity_name" in b]
+    assert len(setup) == 2
+    with run_hubspot_simulator(search_rate_per_s=None, bootstrap_external_id=None) as sim:
+        env = {"HUBSPOT_BASE_URL": sim.base_url, "HUBSPOT_ACCESS_TOKEN": sim.token, "PATH": "/usr/bin:/bin"}
+        for block in setup:
+            done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=env, capture_output=True,
+                                  text=True, timeout=60)
+            assert done.returncode == 0 and '"hasUniqueValue":true' in done.stdout, done.stdout + done.stderr
+        adapter = hubspot_adapter(sim)
+        [stored] = adapter.upsert_activities("daktela_activity_name", [
+            {"daktela_activity_name": "doc1", "channel": "sms", "timestamp": "2026-11-27T10:00:00Z", "body": "Hi"}])
+        assert isinstance(stored, dict)
+        adapter.close()

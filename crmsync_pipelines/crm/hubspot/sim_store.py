@@ -183,6 +183,7 @@ class SimStore:
         self.objects: dict[str, dict[str, StoredObject]] = {t: {} for t in OBJECT_TYPES}
         self.unique_index: dict[tuple[str, str], dict[str, str]] = {}
         self.associations: set[tuple[str, str, str, str]] = set()
+        self.groups: dict[str, set[str]] = {}
         self._ids = itertools.count(1001)
 
     # -- properties ------------------------------------------------------------------------
@@ -209,6 +210,18 @@ class SimStore:
             if unique:
                 self.unique_index[(object_type, name)] = {}
         return self.describe_property(object_type, name)
+
+    def create_group(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Property groups: names are unique per object (409 on a second create)."""
+        self._require_type(object_type)
+        name = str(body.get("name") or "").strip()
+        if not name or not body.get("label"):
+            raise HubSpotError(400, "VALIDATION_ERROR", "a property group needs name and label")
+        with self.lock:
+            if name in self.groups.setdefault(object_type, set()):
+                raise HubSpotError(409, "OBJECT_ALREADY_EXISTS", f"Property group {name} already exists")
+            self.groups[object_type].add(name)
+        return {"name": name, "label": body["label"], "displayOrder": -1, "archived": False}
 
     def describe_property(self, object_type: str, name: str) -> dict[str, Any]:
         self._require_type(object_type)

@@ -37,6 +37,7 @@ from crmsync_pipelines.crm.hubspot.sim_store import ASSOCIATION_TYPES, HubSpotEr
 
 _OBJECT = re.compile(r"^/crm/v3/objects/([a-z_]+)(?:/([^/]+))?(?:/([a-z]+))?$")
 _PROPERTY = re.compile(r"^/crm/v3/properties/([a-z_]+)(?:/([^/]+))?$")
+_PROPERTY_GROUP = re.compile(r"^/crm/v3/properties/([a-z_]+)/groups$")
 _ASSOC_PUT = re.compile(r"^/crm/v4/objects/([a-z_]+)/([^/]+)/associations/default/([a-z_]+)/([^/]+)$")
 _ASSOC_GET = re.compile(r"^/crm/v4/objects/([a-z_]+)/([^/]+)/associations/([a-z_]+)$")
 _ASSOC_BATCH = re.compile(r"^/crm/v4/associations/([a-z_]+)/([a-z_]+)/batch/(associate/default|read)$")
@@ -316,6 +317,10 @@ class HubSpotSimulator:
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         if path == _USAGE and method == "GET":
             return 200, self._usage()
+        if match := _PROPERTY_GROUP.match(path):
+            if method != "POST":
+                raise HubSpotError(405, "VALIDATION_ERROR", "method not allowed")
+            return 201, self.store.create_group(match[1], body)
         if match := _PROPERTY.match(path):
             object_type, name = match.groups()
             if method == "POST" and name is None:
