@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from crmsync_pipelines.cli.main import cli
 from crmsync_pipelines.defs.webhooks import CLAIM_TAG, InboxResource, webhook_inbox_sensor, webhook_sync
 from crmsync_pipelines.simulator import Fault
+from crmsync_pipelines.staging import StagingStore
 from crmsync_pipelines.webhooks.app import create_app
 from crmsync_pipelines.webhooks.inbox import Inbox
 from crmsync_pipelines.webhooks.server import BackgroundServer
@@ -324,3 +325,36 @@ def test_sigkill_of_a_webhook_sync_run_does_not_strand_its_events(
         assert result.success
     assert _events(world)[seq] == ("processed", None)
     assert _crm_calls(world, call) == 1
+
+
+def test_events_for_held_back_records_and_failed_auto_contacts_fail(
+    pipeline_world: PipelineWorld, dagster_instance: dg.DagsterInstance
+) -> None:
+    """A record that stays in failed_records is not 'processed': held back (same data as its failed
+    attempt, so not even tried) or its auto-created contact failed in this run."""
+    world = pipeline_world
+    with sqlite3.connect(world.paths.crm) as conn:  # no contact that fails mapping
+        conn.execute("UPDATE contacts SET phone = '+420 601 123 456'")
+    assert _cli("sync", "--entity", "account")[0] == 0
+    world.simulator.add_fault(Fault(route="POST /api/v6/contacts.json", kind="status", status=400, times=None))
+    assert _cli("sync", "--entity", "contact")[0] == 1
+    with sqlite3.connect(world.paths.crm) as conn:
+        account_id = conn.execute("SELECT MIN(id) FROM accounts").fetchone()[0]
+    failed_contacts = sorted(str(r["source_id"]) for r in StagingStore(world.paths.staging).failed_records("contact"))
+    assert failed_contacts
+    held = _add(world, "contact_update", f"crm_{failed_contacts[0]}")
+    # The account changes so its auto-contact is tried again, and fails again (the fault is still on).
+    with sqlite3.connect(world.paths.crm) as conn:
+        conn.execute("UPDATE accounts SET email = 'changed@example.com', phone = '+420 602 000 111' WHERE id = ?",
+                     (account_id,))
+    account = _add(world, "account_update", f"crm_acc_{account_id}")
+    inbox = _inbox_resource(world)
+    requests = _tick(dagster_instance, inbox)
+    results = [_execute(dagster_instance, world, inbox, r) for r in requests]
+    assert [r.success for r in results] == [False, False]
+    events = _events(world)
+    assert events[held][0] == "failed"
+    assert (events[held][1] or "").startswith("held back (same data as the failed attempt of run ")
+    assert "validation: " in (events[held][1] or "")
+    assert events[account][0] == "failed"
+    assert (events[account][1] or "").startswith("auto_contact validation: ")

@@ -37,6 +37,7 @@ from crmsync_pipelines.webhooks.resolution import NameResolver, Unresolvable, na
 
 if TYPE_CHECKING:
     from crmsync_pipelines.config.models import SyncConfig
+    from crmsync_pipelines.engine.engine import SyncEngine
     from crmsync_pipelines.engine.reports import Entity
 
 #: Upper bound of events one tick turns into runs; the rest waits for the next tick.
@@ -148,12 +149,7 @@ def sync_webhook_events(
     try:
         with _heartbeat(webhook_inbox, context.run_id), sync_engine.open() as engine:
             report = engine.sync_ids(cast("Entity", batch.entity), ids, run_id=context.run_id)
-            wanted = set(ids)
-            failed = {
-                str(row["source_id"]): f"{row['error_class']}: {row.get('error_message') or ''}"
-                for row in engine.staging.failed_records(batch.entity)
-                if row.get("last_run_id") == context.run_id and str(row["source_id"]) in wanted
-            }
+            failed = _still_failed(engine, batch.entity, set(ids), context.run_id)
     except Exception as exc:
         with webhook_inbox.open() as inbox:
             released = inbox.release(token or context.run_id, f"{_error_text(exc)} [run {context.run_id}]",
@@ -163,7 +159,7 @@ def sync_webhook_events(
         raise
     source = "Daktela" if batch.entity == "activity" else "the CRM"
     for rid in report.not_found:
-        failed.setdefault(rid, f"{NOT_FOUND_REASON}: {batch.entity} {rid!r} does not exist in {source}")
+        failed[rid] = f"{NOT_FOUND_REASON}: {batch.entity} {rid!r} does not exist in {source}"
     failed_seqs = [seq for seq, rid in zip(batch.seqs, batch.record_ids, strict=True) if rid in failed]
     done_seqs = [seq for seq, rid in zip(batch.seqs, batch.record_ids, strict=True) if rid not in failed]
     with webhook_inbox.open() as inbox:
@@ -195,6 +191,28 @@ def sync_webhook_events(
             metadata=metadata,
         )
     context.add_output_metadata(metadata)
+
+
+def _still_failed(engine: "SyncEngine", entity: str, wanted: set[str], run_id: str) -> dict[str, str]:
+    """Record id -> error, for the batch's records that are in ``failed_records`` after this run:
+    failed now, held back (same data as an earlier failed attempt, so not even tried), or whose
+    auto-created contact failed. An event for such a record is ``failed``, never ``processed``."""
+    from crmsync_pipelines.engine.reports import RELATED_LEDGER_ENTITIES
+
+    failed: dict[str, str] = {}
+    for name in (entity, *RELATED_LEDGER_ENTITIES.get(entity, ())):
+        for row in engine.staging.failed_records(name):
+            source_id = str(row["source_id"])
+            if source_id not in wanted or source_id in failed:
+                continue
+            text = f"{row['error_class']}: {row.get('error_message') or ''}"
+            if name != entity:
+                text = f"{name} {text}"
+            if row.get("last_run_id") != run_id:
+                text = (f"held back (same data as the failed attempt of run {row.get('last_run_id')}; change the "
+                        f"record or run `crmsync retry-failed`): {text}")
+            failed[source_id] = text
+    return failed
 
 
 @contextmanager
