@@ -77,10 +77,10 @@ def test_unknown_status_is_refused(tmp_path: Path) -> None:
             inbox.mark([1], "done")  # type: ignore[arg-type]
         with pytest.raises(sqlite3.IntegrityError):
             inbox.add(
-                source="zendesk",
+                source="zendesk",  # type: ignore[arg-type]
                 event="x_y",
                 entity="activity",
-                activity_type=None,  # type: ignore[arg-type]
+                activity_type=None,
                 record_id="1",
                 body={},
             )
