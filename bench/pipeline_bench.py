@@ -95,7 +95,7 @@ daktela:
   instance_url: ${{DAKTELA_INSTANCE_URL}}
   access_token: ${{DAKTELA_ACCESS_TOKEN}}
   database: default
-  rate_limit_per_s: 100000
+  rate_limit_per_s: 10000
   write_concurrency: {concurrency}
   timeout_s: 120
 crm: {{adapter: sql, path: {crm}}}

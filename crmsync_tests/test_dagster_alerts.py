@@ -84,7 +84,35 @@ def test_failure_is_posted_to_the_alert_webhook_without_the_secret(
     assert alert["partition"] == "2026-11-27"
     assert alert["run_id"] == context.dagster_run.run_id
     assert "failing_job" in alert["text"]
+    # The cause, not just "Steps failed: ['leaky_op']" (and the token masked in it).
+    assert alert["steps"] == [{"step": "leaky_op", "error": "RuntimeError: upstream said: bad token ***"}]
+    assert "leaky_op: RuntimeError: upstream said: bad token ***" in alert["text"]
     assert SECRET not in json.dumps(alert)
+
+
+def test_alert_of_a_revoked_token_names_the_auth_error(
+    pipeline_world: object, dagster_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real run with a wrong token: the alert says which step failed and why (HTTP 401)."""
+    from crmsync_pipelines.definitions import defs
+    from crmsync_pipelines.defs.materialize import current_partition_key
+    from crmsync_pipelines.defs.sensors import failure_alert
+
+    bad_token = "revoked-token-7c1d2e3f"
+    monkeypatch.setenv("DAKTELA_ACCESS_TOKEN", bad_token)
+    result = defs().resolve_job_def("daktela_to_crm").execute_in_process(
+        instance=dagster_instance, partition_key=current_partition_key(), raise_on_error=False)
+    assert not result.success
+    context = dg.build_run_status_sensor_context(
+        sensor_name="crmsync_run_failure_alert", dagster_instance=dagster_instance,
+        dagster_run=result.dagster_run, dagster_event=result.get_run_failure_event(),
+    ).for_run_failure()
+    alert = failure_alert(context)
+    assert [s["step"] for s in alert["steps"]] == ["daktela__activities"]
+    error = alert["steps"][0]["error"]
+    assert "AuthError" in error and "401" in error, error
+    assert "daktela__activities: " in alert["text"]
+    assert bad_token not in json.dumps(alert)
 
 
 def test_unreachable_or_failing_alert_webhook_never_breaks_the_sensor(

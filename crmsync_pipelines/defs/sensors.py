@@ -17,6 +17,7 @@ import httpx
 ALERT_URL_ENV = "CRMSYNC_ALERT_WEBHOOK_URL"
 _SECRET_ENVS = ("DAKTELA_ACCESS_TOKEN", "WEBHOOK_SECRET")
 _POST_TIMEOUT_S = 5.0
+_MAX_ERROR_CHARS = 500
 
 
 def scrub_secrets(text: str) -> str:
@@ -28,8 +29,35 @@ def scrub_secrets(text: str) -> str:
     return text
 
 
+def step_failures(context: dg.RunFailureSensorContext) -> list[dict[str, str]]:
+    """``{"step", "error"}`` per failed step: the cause an operator needs, secrets masked.
+
+    A ``dg.Failure`` raised by our assets carries the classified error as its description
+    (``daktela: DaktelaAuthError: ... HTTP 401``); anything else is the exception's class and
+    first line. Capped at :data:`_MAX_ERROR_CHARS` per step.
+    """
+    failures: list[dict[str, str]] = []
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data
+        description = data.user_failure_data.description if data.user_failure_data else None
+        if description:
+            error = description
+        elif data.error is not None:
+            # Dagster wraps the user's exception (DagsterExecutionStepExecutionError): its cause
+            # is what went wrong. The message starts with the exception's class.
+            info = data.error
+            while info.cause is not None and info.cls_name and info.cls_name.startswith("Dagster"):
+                info = info.cause
+            error = info.message
+        else:
+            error = "failed"
+        error = scrub_secrets(error.strip().splitlines()[0] if error.strip() else "failed")
+        failures.append({"step": event.step_key or "?", "error": error[:_MAX_ERROR_CHARS]})
+    return failures
+
+
 def failure_alert(context: dg.RunFailureSensorContext) -> dict[str, Any]:
-    """The alert payload of one failed run."""
+    """The alert payload of one failed run, with each failed step's error."""
     run = context.dagster_run
     tags = run.tags
     partition = tags.get("dagster/partition") or (
@@ -38,11 +66,14 @@ def failure_alert(context: dg.RunFailureSensorContext) -> dict[str, Any]:
         else None
     )
     message = scrub_secrets(context.failure_event.message or "run failed")
+    steps = step_failures(context)
     text = f"crmsync run {run.run_id} of job {run.job_name} failed"
     if partition:
         text += f" (partition {partition})"
+    causes = "; ".join(f"{s['step']}: {s['error']}" for s in steps) or message
     return {
-        "text": f"{text}: {message}",
+        "text": f"{text}: {causes}",
+        "steps": steps,
         "run_id": run.run_id,
         "job_name": run.job_name,
         "partition": partition,

@@ -67,14 +67,15 @@ class AutoContactCreator:
     def enabled(self) -> bool:
         return self.mapping is not None
 
-    def run(self, landed_accounts: list[tuple[str, str]]) -> LoadOutcome:
-        """``landed_accounts``: (CRM account id, Daktela account name) of accounts now in Daktela."""
+    def run(self) -> LoadOutcome:
+        """An auto-contact for every account of the batch now in Daktela: the accounts this run
+        ledgered as created, updated or unchanged, read back from the ledger chunk by chunk
+        (nothing per account is held in memory across chunks)."""
         outcome = LoadOutcome()
-        if not self.enabled or not landed_accounts:
+        if not self.enabled:
             return outcome
-        size = self.ctx.settings.chunk_size
-        for start in range(0, len(landed_accounts), size):
-            outcome.add(self._chunk(landed_accounts[start:start + size], outcome))
+        for chunk in self.ctx.staging.iter_landed(self.run_id, self.batch_id, "account", self.ctx.settings.chunk_size):
+            outcome.add(self._chunk(chunk, outcome))
         return outcome
 
     def _chunk(self, accounts: list[tuple[str, str]], outcome: LoadOutcome) -> list[RecordResult]:

@@ -105,10 +105,11 @@ class SyncEngine:
             self.log.info("%s: extracted %d records for %s (batch %s)", entity, count, window.label(), batch_id)
         return report
 
-    def map(self, entity: Entity, window: Window, run_id: str) -> StageReport:
+    def map(self, entity: Entity, window: Window, run_id: str, *, remap: bool = False) -> StageReport:
+        """``remap`` (``--force-full``) maps every record, none reused from ``map_memo``."""
         with self._stage(entity, "map", window, run_id) as report, self.staging.entity_lock(entity):
             batch = self._batch(entity, window, run_id)
-            counts, checks, failures = map_batch(self.ctx, entity, batch, run_id)
+            counts, checks, failures = map_batch(self.ctx, entity, batch, run_id, remap=remap)
             report.counts.update(counts)
             report.checks.extend(checks)
             report.failures.extend(failures)
@@ -118,7 +119,7 @@ class SyncEngine:
         with self._stage(entity, "load", window, run_id) as report, self.staging.entity_lock(entity):
             batch = self._batch(entity, window, run_id)
             if not self.staging.is_mapped(batch):
-                map_batch(self.ctx, entity, batch, run_id)
+                map_batch(self.ctx, entity, batch, run_id, remap=verify)
             quarantined = self.staging.mapped_quality(batch)["invalid"]
             report.failures.extend(
                 FailureSample(sid, "validation", reason) for sid, reason in self.staging.invalid_reasons(batch, "", 20)
@@ -151,7 +152,7 @@ class SyncEngine:
 
     def sync(self, entity: Entity, window: Window, run_id: str, *, verify: bool = False) -> list[StageReport]:
         """Extract, map and — unless a blocking check failed — load one entity."""
-        reports = [self.extract(entity, window, run_id), self.map(entity, window, run_id)]
+        reports = [self.extract(entity, window, run_id), self.map(entity, window, run_id, remap=verify)]
         blocked = [c for c in reports[1].checks if not c.passed]
         if blocked:
             self.log.error("%s: load skipped, blocking checks failed: %s", entity,
@@ -312,7 +313,7 @@ class SyncEngine:
             creator = AutoContactCreator(self.ctx, run_id, batch, verify=verify, retry_held=retry_held)
             if creator.enabled:
                 before = self.ctx.api_snapshot()
-                auto = creator.run(outcome.landed)
+                auto = creator.run()
                 for system, calls in self.ctx.api_delta(before).items():
                     report.related_api_calls[system] = report.related_api_calls.get(system, 0) + calls
                 for key, value in auto.counts.items():

@@ -53,24 +53,19 @@ def _identified(record: dict[str, Any], source: str) -> tuple[str, dict[str, Any
 
 def _stage(ctx: EngineContext, batch_id: str, entity: str, records: Iterable[dict[str, Any]],
            source: str = "the source") -> int:
-    seen: set[str] = set()
+    """Stage ``records`` in chunks; an adapter that repeats a record gets one row (the first),
+    dropped set-wise by ``finish_extract`` so no set of every id is held in memory."""
     chunk: list[tuple[str, dict[str, Any]]] = []
     count = 0
     for original in records:
-        source_id, record = _identified(original, source)
-        if source_id in seen:
-            continue  # an adapter that repeats a record must not create two rows
-        seen.add(source_id)
-        chunk.append((source_id, record))
+        chunk.append(_identified(original, source))
         if len(chunk) >= ctx.settings.chunk_size:
             ctx.staging.insert_raw(batch_id, entity, chunk)
             count += len(chunk)
             ctx.log.info("%s: extracted %d records so far", entity, count)
             chunk = []
     ctx.staging.insert_raw(batch_id, entity, chunk)
-    count += len(chunk)
-    ctx.staging.finish_extract(batch_id, count)
-    return count
+    return ctx.staging.finish_extract(batch_id)
 
 
 def _crm_method(ctx: EngineContext, entity: str, method: str) -> str:

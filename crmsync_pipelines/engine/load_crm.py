@@ -55,8 +55,15 @@ class CrmActivityLoader:
 
     def run(self) -> LoadOutcome:
         outcome = LoadOutcome(plan_limit=self.ctx.settings.plan_sample_limit if self.dry_run else 0)
+        # Unchanged activities (payload hash = synced_state) are ledgered set-wise in DuckDB.
+        set_wise = not self.dry_run and not self.verify
         done = 0
-        for chunk in self.ctx.staging.iter_mapped(self.batch_id, self.ctx.settings.chunk_size, valid=True):
+        if set_wise:
+            done = self.ctx.staging.record_unchanged(self.run_id, self.batch_id, "activity")
+            if done:
+                outcome.counts["unchanged"] += done
+        for chunk in self.ctx.staging.iter_mapped(self.batch_id, self.ctx.settings.chunk_size, valid=True,
+                                                  pending_only=set_wise):
             outcome.add(self.process(chunk, outcome))
             done += len(chunk)
             self.ctx.log.info("activity: %d records processed (%s)", done,

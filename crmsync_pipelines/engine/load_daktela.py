@@ -39,8 +39,6 @@ class LoadOutcome:
     counts: Counter[str] = field(default_factory=Counter)
     failures: list[FailureSample] = field(default_factory=list)
     planned: list[PlannedChange] = field(default_factory=list)
-    #: (source_id, lookup_key) of every record that is now in Daktela (for auto-contacts).
-    landed: list[tuple[str, str]] = field(default_factory=list)
     #: How many planned writes to keep field by field (dry runs only; 0 keeps none, so a real
     #: load of 100k records does not hold 100k change descriptions in memory).
     plan_limit: int = 0
@@ -52,8 +50,6 @@ class LoadOutcome:
     def add(self, results: list[RecordResult]) -> None:
         self.counts.update(r.outcome for r in results)
         self.failures.extend(samples(results, 20 - len(self.failures)) if len(self.failures) < 20 else [])
-        self.landed.extend((r.source_id, r.lookup_key) for r in results
-                           if r.outcome in ("created", "updated", "unchanged") and r.lookup_key)
 
 
 class DaktelaLoader:
@@ -90,9 +86,17 @@ class DaktelaLoader:
     # -- public ------------------------------------------------------------------------------
     def run(self) -> LoadOutcome:
         outcome = LoadOutcome(plan_limit=self.ctx.settings.plan_sample_limit if self.dry_run else 0)
-        self._maybe_scan()
+        # Unchanged rows (payload hash = synced_state) are ledgered set-wise in DuckDB: no row
+        # of an unchanged re-scan passes through Python. A dry run and --force-full compare all.
+        set_wise = not self.dry_run and not self.verify
         done = 0
-        for chunk in self.ctx.staging.iter_mapped(self.batch_id, self.ctx.settings.chunk_size, valid=True):
+        if set_wise:
+            done = self.ctx.staging.record_unchanged(self.run_id, self.batch_id, self.ledger_entity)
+            if done:
+                outcome.counts["unchanged"] += done
+        self._maybe_scan()
+        for chunk in self.ctx.staging.iter_mapped(self.batch_id, self.ctx.settings.chunk_size, valid=True,
+                                                  pending_only=set_wise):
             results = self.process(chunk, outcome)
             outcome.add(results)
             done += len(chunk)

@@ -14,6 +14,7 @@ from typing import Any
 from crmsync_pipelines.engine.compare import payload_hash
 from crmsync_pipelines.engine.context import EngineContext
 from crmsync_pipelines.engine.extract import INVALID_ID_PREFIX
+from crmsync_pipelines.engine.mapversion import mapping_version, memo_relations
 from crmsync_pipelines.engine.paths import key_of, read_path
 from crmsync_pipelines.engine.relations import RelationResolver
 from crmsync_pipelines.engine.reports import CheckOutcome, FailureSample
@@ -39,8 +40,11 @@ class _WrittenRefusals:
     kept: int = 0
     dropped: int = 0
     sample: list[str] = field(default_factory=list)
+    #: Records with a refused value are not remembered in ``map_memo``: mapped (and counted) every run.
+    source_ids: set[str] = field(default_factory=set)
 
     def add(self, source_id: str, refusals: list[Refusal]) -> None:
+        self.source_ids.add(source_id)
         for refusal in refusals:
             if refusal.policy == "keep":
                 self.kept += 1
@@ -91,14 +95,30 @@ def _map_one(
 
 
 def map_batch(
-    ctx: EngineContext, entity: str, batch_id: str, run_id: str, *, record_invalid: bool = True
+    ctx: EngineContext, entity: str, batch_id: str, run_id: str, *, record_invalid: bool = True,
+    remap: bool = False,
 ) -> tuple[dict[str, int], list[CheckOutcome], list[FailureSample]]:
+    """Map a staged batch into ``mapped_records``.
+
+    Records whose raw payload hash, mapping version (``engine.mapversion``) and relation
+    witness equal their last clean mapping reuse it set-wise in DuckDB (``map_memo``) and are
+    not mapped again; ``remap`` (``--force-full``) maps every record. Counts include
+    ``reused`` (mappings taken from the memo).
+    """
     mapping = ctx.mapping(entity)
     resolver = RelationResolver(ctx)
     ctx.staging.clear_mapped(batch_id)
+    memo_relations_ = memo_relations(mapping)
+    version = mapping_version(ctx, entity) if memo_relations_ is not None else None
+    reused = 0
+    if version is not None and not remap and memo_relations_ is not None:
+        reused = ctx.staging.reuse_memo(batch_id, entity, version, memo_relations_)
+        if reused:
+            ctx.log.info("%s: %d records unchanged since their last mapping (raw payload and mapping version); "
+                         "not mapped again", entity, reused)
     mapped = 0
     written_refusals = _WrittenRefusals()
-    for chunk in ctx.staging.iter_raw(batch_id, ctx.settings.chunk_size):
+    for chunk in ctx.staging.iter_raw(batch_id, ctx.settings.chunk_size, unmapped_only=reused > 0):
         relations = resolver.resolve(mapping, (record for _, record in chunk))
         rows = [_map_one(ctx, entity, mapping, resolver, relations, sid, rec, written_refusals) for sid, rec in chunk]
         with ctx.staging.session():
@@ -108,6 +128,8 @@ def map_batch(
         ctx.log.info("%s: mapped %d records", entity, mapped)
     failures: list[FailureSample] = []
     with ctx.staging.session():
+        if version is not None and memo_relations_ is not None and mapped:
+            ctx.staging.save_memo(batch_id, entity, version, memo_relations_, written_refusals.source_ids)
         ctx.staging.mark_duplicate_keys(batch_id)
         quality = ctx.staging.mapped_quality(batch_id)
         checks = _checks(ctx, batch_id, quality)
@@ -122,6 +144,8 @@ def map_batch(
                 ])
         ctx.staging.finish_map(batch_id)
     counts = {"mapped": quality["total"] - quality["invalid"], "invalid": quality["invalid"]}
+    if reused:
+        counts["reused"] = reused
     failed = quality.get(REFUSED_CODE, 0)
     refused_values = failed + written_refusals.kept + written_refusals.dropped
     if refused_values:

@@ -27,8 +27,10 @@ CREATE TABLE IF NOT EXISTS raw_records (
     entity VARCHAR NOT NULL,
     source_id VARCHAR NOT NULL,
     payload JSON NOT NULL,
-    extracted_at TIMESTAMPTZ NOT NULL
+    extracted_at TIMESTAMPTZ NOT NULL,
+    raw_hash VARCHAR                       -- md5 of the canonical JSON payload (map_memo)
 );
+ALTER TABLE raw_records ADD COLUMN IF NOT EXISTS raw_hash VARCHAR;
 
 -- The mapped target payload per source record, with its lookup key and a stable hash.
 CREATE TABLE IF NOT EXISTS mapped_records (
@@ -39,7 +41,24 @@ CREATE TABLE IF NOT EXISTS mapped_records (
     payload JSON,
     payload_hash VARCHAR,
     invalid_class VARCHAR,                 -- NULL when the record may be loaded
-    invalid_reason VARCHAR
+    invalid_reason VARCHAR,
+    unchanged BOOLEAN                      -- TRUE: the load found it equal to synced_state set-wise
+);
+ALTER TABLE mapped_records ADD COLUMN IF NOT EXISTS unchanged BOOLEAN;
+
+-- The last clean mapping of each source record, reused while its raw payload (raw_hash), the
+-- mapping version (engine/mapversion.py) and the raw payloads of the records its relations
+-- resolve through (relation_witness) are unchanged: an unchanged re-scan costs no mapping.
+CREATE TABLE IF NOT EXISTS map_memo (
+    entity VARCHAR NOT NULL,
+    source_id VARCHAR NOT NULL,
+    raw_hash VARCHAR NOT NULL,
+    mapping_version VARCHAR NOT NULL,
+    relation_witness VARCHAR NOT NULL,
+    lookup_key VARCHAR,
+    payload JSON,
+    payload_hash VARCHAR,
+    PRIMARY KEY (entity, source_id)
 );
 
 -- The latest mapping of a source id to its target key (relations resolve through this).

@@ -225,14 +225,27 @@ class StagingStore:
         with self.connect() as con:
             con.register("raw_frame", frame)
             con.execute(
-                "INSERT INTO raw_records SELECT batch_id, entity, source_id, payload::JSON, extracted_at "
-                "FROM raw_frame"
+                "INSERT INTO raw_records (batch_id, entity, source_id, payload, extracted_at, raw_hash) "
+                "SELECT batch_id, entity, source_id, payload::JSON, extracted_at, md5(payload) FROM raw_frame"
             )
             con.unregister("raw_frame")
 
-    def finish_extract(self, batch_id: str, extracted: int) -> None:
+    def finish_extract(self, batch_id: str) -> int:
+        """Drop repeated source ids of the batch (the first one extracted wins) and return the count.
+
+        Done set-wise here, so extraction holds no set of every id seen in memory.
+        """
         with self.connect() as con:
+            con.execute(
+                "DELETE FROM raw_records WHERE batch_id = ? AND rowid IN (SELECT rowid FROM ("
+                "SELECT rowid, row_number() OVER (PARTITION BY source_id ORDER BY rowid) AS n "
+                "FROM raw_records WHERE batch_id = ?) WHERE n > 1)",
+                [batch_id, batch_id],
+            )
+            row = con.execute("SELECT count(*) FROM raw_records WHERE batch_id = ?", [batch_id]).fetchone()
+            extracted = int(row[0]) if row else 0
             con.execute("UPDATE batches SET extracted = ? WHERE batch_id = ?", [extracted, batch_id])
+        return extracted
 
     def latest_batch(
         self, entity: str, start: datetime | None, end: datetime | None, run_id: str | None = None
@@ -251,13 +264,21 @@ class StagingStore:
             ).fetchone()
         return BatchInfo(*row) if row else None
 
-    def iter_raw(self, batch_id: str, chunk_size: int = 5000) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-        """Raw records of a batch in chunks, by keyset on source_id (no connection held between chunks)."""
+    def iter_raw(
+        self, batch_id: str, chunk_size: int = 5000, *, unmapped_only: bool = False
+    ) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        """Raw records of a batch in chunks, by keyset on source_id (no connection held between chunks).
+
+        ``unmapped_only``: only records without a ``mapped_records`` row in the batch yet (the
+        rest were reused from ``map_memo``).
+        """
         last = ""
+        unmapped = (" AND NOT EXISTS (SELECT 1 FROM mapped_records m WHERE m.batch_id = r.batch_id "
+                    "AND m.source_id = r.source_id)") if unmapped_only else ""
         while True:
             with self.connect() as con:
                 rows = con.execute(
-                    "SELECT source_id, payload FROM raw_records WHERE batch_id = ? AND source_id > ? "
+                    f"SELECT source_id, payload FROM raw_records r WHERE batch_id = ? AND source_id > ?{unmapped} "
                     "ORDER BY source_id LIMIT ?",
                     [batch_id, last, chunk_size],
                 ).fetchall()
@@ -305,7 +326,8 @@ class StagingStore:
         with self.connect() as con:
             con.register("mapped_frame", frame)
             con.execute(
-                "INSERT INTO mapped_records SELECT batch_id, entity, source_id, lookup_key, payload::JSON, "
+                "INSERT INTO mapped_records (batch_id, entity, source_id, lookup_key, payload, payload_hash, "
+                "invalid_class, invalid_reason) SELECT batch_id, entity, source_id, lookup_key, payload::JSON, "
                 "payload_hash, invalid_class, invalid_reason FROM mapped_frame"
             )
             con.unregister("mapped_frame")
@@ -377,11 +399,16 @@ class StagingStore:
         return [(str(a), str(b)) for a, b in rows]
 
     def iter_mapped(
-        self, batch_id: str, chunk_size: int = 2000, *, valid: bool | None = None
+        self, batch_id: str, chunk_size: int = 2000, *, valid: bool | None = None, pending_only: bool = False
     ) -> Iterator[list[MappedRow]]:
-        """Mapped rows in chunks; ``valid=True`` only loadable rows, ``False`` only quarantined ones."""
+        """Mapped rows in chunks; ``valid=True`` only loadable rows, ``False`` only quarantined ones.
+
+        ``pending_only`` leaves out the rows ``record_unchanged`` already ledgered as unchanged.
+        """
         last = ""
         condition = {None: "", True: " AND invalid_class IS NULL", False: " AND invalid_class IS NOT NULL"}[valid]
+        if pending_only:
+            condition += " AND unchanged IS NOT TRUE"
         while True:
             with self.connect() as con:
                 rows = con.execute(
@@ -399,6 +426,80 @@ class StagingStore:
             last = rows[-1][0]
             if len(rows) < chunk_size:
                 return
+
+    # -- map memo (mapping skipped for unchanged raw payloads) -----------------------------------
+    @staticmethod
+    def _witness_sql(relations: Sequence[tuple[str, str]]) -> tuple[str, str, list[Any]]:
+        """(joins, witness expression, params) over ``raw_records r``.
+
+        The witness of a record is the raw hash of each related record its relations point at
+        (``'-'`` for an empty reference), as of the latest extract of that record; NULL when a
+        referenced record is not staged (its value came from a CRM call the memo cannot follow).
+        """
+        joins: list[str] = []
+        parts: list[str] = []
+        params: list[Any] = []
+        for i, (entity, path) in enumerate(relations):
+            joins.append(
+                f"LEFT JOIN (SELECT rr.source_id, rr.raw_hash FROM raw_records rr JOIN batches bb USING (batch_id) "
+                f"WHERE rr.entity = ? QUALIFY row_number() OVER (PARTITION BY rr.source_id "
+                f"ORDER BY bb.created_at DESC) = 1) w{i} ON w{i}.source_id = trim(json_extract_string(r.payload, ?))"
+            )
+            params.extend([entity, path])
+            parts.append(f"(CASE WHEN nullif(trim(json_extract_string(r.payload, ?)), '') IS NULL THEN '-' "
+                         f"ELSE w{i}.raw_hash END)")
+        witness = " || '|' || ".join(parts) if parts else "''"
+        return " ".join(joins), witness, params
+
+    def reuse_memo(self, batch_id: str, entity: str, version: str, relations: Sequence[tuple[str, str]]) -> int:
+        """Copy the remembered mapping of every record of the batch whose raw hash, mapping
+        version and relation witness are unchanged into ``mapped_records``; returns how many.
+
+        ``key_map`` is refreshed for them too (only where it differs), as mapping would do.
+        """
+        joins, witness, join_params = self._witness_sql(relations)
+        witness_params = [path for _, path in relations]
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO mapped_records (batch_id, entity, source_id, lookup_key, payload, payload_hash, "
+                "invalid_class, invalid_reason) "
+                f"SELECT r.batch_id, r.entity, r.source_id, m.lookup_key, m.payload, m.payload_hash, NULL, NULL "
+                f"FROM raw_records r {joins} JOIN map_memo m ON m.entity = ? AND m.source_id = r.source_id "
+                f"WHERE r.batch_id = ? AND m.raw_hash = r.raw_hash AND m.mapping_version = ? "
+                f"AND m.relation_witness = {witness}",
+                [*join_params, entity, batch_id, version, *witness_params],
+            )
+            row = con.execute("SELECT count(*) FROM mapped_records WHERE batch_id = ?", [batch_id]).fetchone()
+            con.execute(
+                "INSERT OR REPLACE INTO key_map SELECT m.entity, m.source_id, m.lookup_key, ? "
+                "FROM mapped_records m LEFT JOIN key_map k ON k.entity = m.entity AND k.source_id = m.source_id "
+                "WHERE m.batch_id = ? AND m.lookup_key IS NOT NULL AND k.lookup_key IS DISTINCT FROM m.lookup_key",
+                [_now(), batch_id],
+            )
+        return int(row[0]) if row else 0
+
+    def save_memo(self, batch_id: str, entity: str, version: str, relations: Sequence[tuple[str, str]],
+                  exclude: Iterable[str] = ()) -> None:
+        """Remember the clean mappings of this batch (valid rows, minus ``exclude``: rows whose
+        transformers refused a value, so their refusals are counted again on every run)."""
+        joins, witness, join_params = self._witness_sql(relations)
+        witness_params = [path for _, path in relations]
+        skipped = sorted(set(exclude))
+        with self.connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO map_memo "
+                f"SELECT r.entity, r.source_id, r.raw_hash, ?, w.witness, m.lookup_key, m.payload, m.payload_hash "
+                f"FROM mapped_records m JOIN (SELECT r.batch_id, r.source_id, r.entity, r.raw_hash, "
+                f"{witness} AS witness FROM raw_records r {joins} WHERE r.batch_id = ?) w "
+                "ON w.batch_id = m.batch_id AND w.source_id = m.source_id "
+                "JOIN raw_records r ON r.batch_id = m.batch_id AND r.source_id = m.source_id "
+                "LEFT JOIN map_memo o ON o.entity = r.entity AND o.source_id = r.source_id "
+                "WHERE m.batch_id = ? AND m.invalid_class IS NULL AND r.raw_hash IS NOT NULL "
+                "AND w.witness IS NOT NULL AND NOT list_contains(?::VARCHAR[], m.source_id) "
+                "AND (o.source_id IS NULL OR o.raw_hash <> r.raw_hash OR o.mapping_version <> ? "
+                "OR o.relation_witness <> w.witness OR o.payload_hash IS DISTINCT FROM m.payload_hash)",
+                [version, *witness_params, *join_params, batch_id, batch_id, skipped, version],
+            )
 
     # -- key map (relations) ---------------------------------------------------------------
     def upsert_key_map(self, entity: str, pairs: Sequence[tuple[str, str]]) -> None:
@@ -587,6 +688,69 @@ class StagingStore:
                 )
                 con.unregister("dead_frame")
 
+    def record_unchanged(self, run_id: str, batch_id: str, entity: str) -> int:
+        """Set-wise: every loadable row of the batch whose payload hash equals ``synced_state``
+        is ledgered ``unchanged`` (with its diff row, its dead letter cleared) without leaving
+        DuckDB, and flagged so ``iter_mapped(pending_only=True)`` leaves it out. Returns how many.
+        """
+        now = _now()
+        with self.connect() as con:
+            con.execute("UPDATE mapped_records SET unchanged = NULL WHERE batch_id = ? AND unchanged", [batch_id])
+            con.execute(
+                "UPDATE mapped_records AS m SET unchanged = TRUE FROM synced_state s "
+                "WHERE m.batch_id = ? AND m.invalid_class IS NULL AND s.entity = ? "
+                "AND s.lookup_key = m.lookup_key AND s.payload_hash = m.payload_hash",
+                [batch_id, entity],
+            )
+            row = con.execute(
+                "SELECT count(*) FROM mapped_records WHERE batch_id = ? AND unchanged", [batch_id]
+            ).fetchone()
+            count = int(row[0]) if row else 0
+            if not count:
+                return 0
+            con.execute(
+                "INSERT INTO ledger SELECT ?, m.batch_id, ?, m.source_id, s.target_id, m.lookup_key, 'unchanged', "
+                "NULL, NULL, m.payload_hash, NULL, ? FROM mapped_records m JOIN synced_state s "
+                "ON s.entity = ? AND s.lookup_key = m.lookup_key WHERE m.batch_id = ? AND m.unchanged",
+                [run_id, entity, now, entity, batch_id],
+            )
+            con.execute(
+                "DELETE FROM diffs WHERE batch_id = ? AND source_id IN "
+                "(SELECT source_id FROM mapped_records WHERE batch_id = ? AND unchanged)",
+                [batch_id, batch_id],
+            )
+            con.execute(
+                "INSERT INTO diffs SELECT batch_id, ?, ?, source_id, lookup_key, 'unchanged', '[]'::JSON, ? "
+                "FROM mapped_records WHERE batch_id = ? AND unchanged",
+                [run_id, entity, now, batch_id],
+            )
+            con.execute(
+                "DELETE FROM failed_records WHERE entity = ? AND source_id IN "
+                "(SELECT source_id FROM mapped_records WHERE batch_id = ? AND unchanged)",
+                [entity, batch_id],
+            )
+        return count
+
+    def iter_landed(self, run_id: str, batch_id: str, entity: str,
+                    chunk_size: int = 5000) -> Iterator[list[tuple[str, str]]]:
+        """(source_id, lookup_key) of the batch's records this run ledgered as created, updated or
+        unchanged, in chunks by source_id (read back from the ledger instead of held in memory)."""
+        last = ""
+        while True:
+            with self.connect() as con:
+                rows = con.execute(
+                    "SELECT source_id, any_value(lookup_key) FROM ledger WHERE run_id = ? AND batch_id = ? "
+                    "AND entity = ? AND outcome IN ('created', 'updated', 'unchanged') AND lookup_key IS NOT NULL "
+                    "AND source_id > ? GROUP BY source_id ORDER BY source_id LIMIT ?",
+                    [run_id, batch_id, entity, last, chunk_size],
+                ).fetchall()
+            if not rows:
+                return
+            yield [(str(s), str(k)) for s, k in rows]
+            last = rows[-1][0]
+            if len(rows) < chunk_size:
+                return
+
     def failed_records(self, entity: str | None = None) -> list[dict[str, Any]]:
         with self.connect() as con:
             cursor = con.execute(
@@ -692,7 +856,7 @@ class StagingStore:
     def reset_state(self, entity: str | None = None) -> None:
         """Forget change-detection memory so the next run re-reads and verifies every target record."""
         with self.connect() as con:
-            for table in ("synced_state", "target_snapshot"):
+            for table in ("synced_state", "target_snapshot", "map_memo"):
                 con.execute(f"DELETE FROM {table} WHERE ? IS NULL OR entity = ?", [entity, entity])
             if entity in (None, "activity"):
                 con.execute("DELETE FROM unsettled_activities")
@@ -700,7 +864,7 @@ class StagingStore:
     def table_counts(self) -> dict[str, int]:
         tables = (
             "batches", "raw_records", "mapped_records", "key_map", "target_snapshot", "diffs",
-            "synced_state", "ledger", "failed_records", "unsettled_activities",
+            "synced_state", "ledger", "failed_records", "unsettled_activities", "map_memo",
         )
         with self.connect() as con:
             return {t: int((con.execute(f"SELECT count(*) FROM {t}").fetchone() or (0,))[0]) for t in tables}

@@ -94,6 +94,15 @@ class TransformerRegistry:
     def names(self) -> list[str]:
         return sorted(self._factories)
 
+    def functions(self) -> list[tuple[str, str, Callable[..., Any]]]:
+        """``(kind, name, function)`` of every factory (``"transformer"``) and callback, sorted.
+
+        The map stage fingerprints these (``engine.mapversion``) so that registering or
+        changing a transformer re-maps records whose mapped payload it reuses otherwise.
+        """
+        return ([("transformer", n, self._factories[n]) for n in sorted(self._factories)]
+                + [("callback", n, self._callbacks[n]) for n in sorted(self._callbacks)])
+
     def __contains__(self, name: object) -> bool:
         return name in self._factories
 
