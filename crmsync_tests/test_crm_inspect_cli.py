@@ -38,6 +38,17 @@ def test_corrupt_database_fails_at_start_with_exit_1(sync_yaml: Path, demo_crm_p
     result = _inspect(sync_yaml, "ping")
     assert result.exit_code == 1
     assert "crm.path" in result.output and "not a usable SQLite database" in result.output
+    assert "Error: Error:" not in result.output and result.output.count("Error:") == 1
+
+
+def test_help_lists_one_command_per_line(sync_yaml: Path) -> None:
+    result = CliRunner().invoke(cli, ["crm-inspect", "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    for command in ("ping", "fields <contact|account>", "show <entity> <id>", "find <entity> <field> <value>",
+                    "search <contact|account> <q>"):
+        assert any(line.strip().startswith(command) for line in lines), (command, result.output)
+    assert result.output.count("Usage:") == 1
 
 
 def test_list_and_limit(sync_yaml: Path, demo_crm_adapter: SqlCrmAdapter) -> None:

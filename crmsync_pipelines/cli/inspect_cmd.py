@@ -34,9 +34,7 @@ PREFERRED_COLUMNS = {
 }
 CELL_WIDTH = 60
 
-USAGE = """Usage: crmsync crm-inspect [-c sync.yaml] [--limit N] [--json] COMMAND [ARGS]...
-
-Commands:
+_COMMANDS_HELP = """Commands:
   ping                          check that the CRM answers (JSON: success, response_time_ms)
   fields <contact|account>      field names of --limit sampled records, with coverage
   list <contact|account>        the first --limit records as a table
@@ -44,6 +42,15 @@ Commands:
   find <entity> <field> <value> the first record whose field equals value
   search <contact|account> <q>  free-text search (the remaining words are the query)
 """
+USAGE = f"""Usage: crmsync crm-inspect [-c sync.yaml] [--limit N] [--json] COMMAND [ARGS]...
+
+{_COMMANDS_HELP}"""
+#: ``--help``: click prints the usage line itself; ``\b`` keeps it from re-wrapping the table.
+HELP = f"""Inspect the CRM through the adapter configured in sync.yaml.
+
+\b
+{_COMMANDS_HELP}
+Exit code 1 when a record is not found or the CRM fails."""
 
 
 class InspectFailure(Exception):
@@ -231,12 +238,13 @@ class _Inspector:
 @click.command(
     name="crm-inspect",
     context_settings={"ignore_unknown_options": False, "help_option_names": ["-h", "--help"]},
-    help=USAGE,
+    help=HELP,
+    options_metavar="[-c sync.yaml] [--limit N] [--json]",
 )
 @config_option
 @click.option("--limit", type=click.IntRange(min=1, max=10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, metavar="COMMAND [ARGS]...")
 def crm_inspect(config_path: Path | None, limit: int, as_json: bool, args: tuple[str, ...]) -> None:
     """Inspect the CRM through the adapter configured in sync.yaml."""
     if not args or args[0] == "help":
@@ -252,7 +260,7 @@ def crm_inspect(config_path: Path | None, limit: int, as_json: bool, args: tuple
     try:
         adapter = load_crm_adapter(config.crm, base_dir=base_dir)
     except CrmsyncError as exc:
-        raise click.ClickException(f"Error: {exc}") from exc
+        raise click.ClickException(str(exc)) from exc  # click prints "Error: " itself
     inspector = _Inspector(adapter, as_json=as_json, limit=limit)
     try:
         _dispatch(inspector, command, rest)
