@@ -31,6 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crmsync_pipelines.config.models import SyncConfig
+from crmsync_pipelines.engine.custom import all_entities, engine_for, retry_all
 from crmsync_pipelines.engine.engine import SyncEngine
 from crmsync_pipelines.engine.record_outcomes import NOT_FOUND, RecordOutcome, record_outcomes
 from crmsync_pipelines.engine.reports import PlannedChange, StageReport, Window
@@ -147,7 +148,8 @@ class PlanResult:
 # -- public functions ----------------------------------------------------------------------------
 def sync(config: ConfigLike, entities: Sequence[str] | None = None, since: Instant = None, until: Instant = None,
          *, force_full: bool = False, run_id: str | None = None) -> SyncResult:
-    """Sync the window ``[since, until)`` entity by entity (accounts first) and return the result.
+    """Sync the window ``[since, until)`` entity by entity (accounts, contacts, activities, then
+    enabled custom entities ``custom:<name>``) and return the result.
 
     ``config``: a ``sync.yaml`` path or a loaded ``SyncConfig``. ``entities``: names to sync
     (default: every enabled one). ``since``/``until``: datetimes, dates or ISO strings; naive
@@ -164,7 +166,8 @@ def sync(config: ConfigLike, entities: Sequence[str] | None = None, since: Insta
     run = run_id or _run_id("sync")
     with _engine(loaded) as engine:
         chosen = _entities(engine, entities)
-        reports = [r for entity in chosen for r in engine.sync(entity, window, run, verify=force_full)]
+        reports = [r for entity in chosen
+                   for r in engine_for(engine, entity).sync(entity, window, run, verify=force_full)]
         return _result(engine, run, window, reports)
 
 
@@ -182,7 +185,7 @@ def sync_ids(config: ConfigLike, entity: str, ids: Iterable[str], *, run_id: str
     run = run_id or _run_id("sync")
     with _engine(loaded) as engine:
         [name] = _entities(engine, [entity])
-        report = engine.sync_ids(name, wanted, run)
+        report = engine_for(engine, name).sync_ids(name, wanted, run)
         found = {o.source_id: o for o in record_outcomes(engine.staging, run, name, wanted)}
         records = tuple(found.get(i) or RecordOutcome(name, i, NOT_FOUND) for i in wanted
                         if i in found or i in report.not_found)
@@ -200,7 +203,7 @@ def retry_failed(config: ConfigLike, entity: str | None = None, *, run_id: str |
     with _engine(loaded) as engine:
         if entity is not None:
             _entities(engine, ["account" if entity == "auto_contact" else entity])
-        reports = engine.retry_failed(entity, run)  # type: ignore[arg-type]
+        reports = retry_all(engine, entity, run)
         return _result(engine, run, None, reports)
 
 
@@ -214,7 +217,7 @@ def plan(config: ConfigLike, entities: Sequence[str] | None = None, since: Insta
     with _engine(loaded) as engine:
         plans: dict[str, EntityPlan] = {}
         for entity in _entities(engine, entities):
-            report = engine.plan(entity, window, run)
+            report = engine_for(engine, entity).plan(entity, window, run)
             plans[entity] = EntityPlan(
                 entity=entity,
                 would_create=report.counts.get("would_create", 0),
@@ -291,7 +294,7 @@ def _window(config: SyncConfig, since: Instant, until: Instant, *, force_full: b
 
 
 def _entities(engine: SyncEngine, requested: Sequence[str] | None) -> list[Any]:
-    enabled = engine.enabled_entities()
+    enabled = all_entities(engine)
     if requested is None:
         return list(enabled)
     unknown = [e for e in requested if e not in enabled]

@@ -166,7 +166,9 @@ def test_bundled_demo_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.daktela.database == "default"
     assert config.webhook.secret == ""
     assert config.crm.adapter == "sql"
-    assert config.crm.settings == {"path": "../data/demo-crm.sqlite"}
+    assert config.crm.settings == {"path": "../data/demo-crm.sqlite",
+                                   "custom_sources": {"partners": {"table": "partners",
+                                                                   "reference_columns": ["account_id"]}}}
     assert (
         config.resolve_path(config.crm.settings["path"]) == (path.parent.parent / "data" / "demo-crm.sqlite").resolve()
     )

@@ -102,7 +102,7 @@ def test_errors_raise_before_any_record(pipeline_world: PipelineWorld) -> None:
     world = pipeline_world
     with pytest.raises(ConfigError, match="configuration file not found"):
         crmsync_pipelines.sync(world.paths.data_dir / "nope.yaml")
-    with pytest.raises(ConfigError, match="entity not enabled in sync.yaml: lead"):
+    with pytest.raises(ConfigError, match=r"entity not enabled in sync\.yaml: lead"):
         crmsync_pipelines.sync(world.paths.config, entities=["lead"])
     with pytest.raises(ValueError, match="is not an ISO date"):
         crmsync_pipelines.sync(world.paths.config, since="yesterday")

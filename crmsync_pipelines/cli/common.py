@@ -27,7 +27,31 @@ CONFIG_ENV_VARS = ("CRMSYNC_CONFIG", "SYNC_CONFIG_PATH")
 DEFAULT_CONFIG_PATH = Path("mappings/sync.yaml")
 #: The order entities sync in: contacts link to accounts, so accounts go first.
 ENTITY_ORDER: tuple[Entity, ...] = ("account", "contact", "activity")
-ENTITY_CHOICE = click.Choice(list(ENTITY_ORDER))
+
+
+class EntityParam(click.ParamType):
+    """``account``, ``contact``, ``activity`` or ``custom:<name>`` (a ``sync.custom_entities``
+    entry; whether it is enabled is checked against the config by ``selected_entities``)."""
+
+    name = "entity"
+
+    def __init__(self, extra: Sequence[str] = ()) -> None:
+        #: Further accepted names (``auto_contact`` for ``retry-failed``).
+        self.extra = tuple(extra)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return f"[{'|'.join((*ENTITY_ORDER, *self.extra))}|custom:<name>]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if text in ENTITY_ORDER or text in self.extra or (text.startswith("custom:") and len(text) > len("custom:")):
+            return text
+        self.fail(f"{text!r} is not one of {', '.join(repr(e) for e in (*ENTITY_ORDER, *self.extra))} "
+                  "or 'custom:<name>'",
+                  param, ctx)
+
+
+ENTITY_CHOICE = EntityParam()
 #: Exit codes of ``sync``, ``retry-failed`` and ``plan`` (documented in docs/operations.md):
 #: 0 clean; 1 records failed in THIS run (or the command could not run: config or engine error);
 #: 2 bad usage (click's own code); 3 nothing failed in this run, but records of the synced
@@ -128,17 +152,20 @@ def resolve_window(
 
 
 def selected_entities(requested: Sequence[str], enabled: Iterable[str]) -> list[Entity]:
-    """``requested`` (or every enabled entity) in sync order; a disabled request is an error."""
-    enabled_set = set(enabled)
+    """``requested`` (or every enabled entity) in sync order — natives in ``ENTITY_ORDER``, then
+    custom entities (``custom:<name>``) in the order of ``enabled``; a disabled request is an error."""
+    enabled_list = list(enabled)
+    enabled_set = set(enabled_list)
+    order = [*ENTITY_ORDER, *(e for e in enabled_list if e not in ENTITY_ORDER)]
     if not requested:
-        return [entity for entity in ENTITY_ORDER if entity in enabled_set]
+        return [entity for entity in order if entity in enabled_set]  # type: ignore[misc]
     disabled = [entity for entity in requested if entity not in enabled_set]
     if disabled:
         raise click.ClickException(
             f"entity not enabled in sync.yaml: {', '.join(disabled)} "
             f"(enabled: {', '.join(sorted(enabled_set)) or 'none'})"
         )
-    return [entity for entity in ENTITY_ORDER if entity in requested]
+    return [entity for entity in order if entity in requested]  # type: ignore[misc]
 
 
 REPORT_COLUMNS = ("created", "updated", "unchanged", "failed", "skipped")

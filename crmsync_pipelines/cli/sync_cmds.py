@@ -17,10 +17,10 @@ import click
 
 from crmsync_pipelines.cli.common import (
     ENTITY_CHOICE,
-    ENTITY_ORDER,
     EXIT_FAILURES_WAITING,
     EXIT_OK,
     EXIT_RECORDS_FAILED,
+    EntityParam,
     config_option,
     load_config_or_fail,
     load_rows,
@@ -31,6 +31,7 @@ from crmsync_pipelines.cli.common import (
 )
 from crmsync_pipelines.config.models import SyncConfig
 from crmsync_pipelines.engine.auto_contacts import LEDGER_ENTITY as AUTO_CONTACT
+from crmsync_pipelines.engine.custom import all_entities, engine_for, retry_all
 from crmsync_pipelines.engine.engine import SyncEngine
 from crmsync_pipelines.engine.reports import FailureSample, PlannedChange, StageReport
 from crmsync_pipelines.errors import CrmsyncError
@@ -154,11 +155,11 @@ def sync(config_path: Path | None, entities: tuple[str, ...], since: str | None,
     run_id = new_run_id("sync")
     reports: list[StageReport] = []
     with open_engine(config) as engine:
-        chosen = selected_entities(entities, engine.enabled_entities())
+        chosen = selected_entities(entities, all_entities(engine))
         click.echo(f"run {run_id}: window {window.label()}")
         with click.progressbar(chosen, label="syncing", item_show_func=lambda e: e or "") as bar:
             for entity in bar:
-                reports.extend(engine.sync(entity, window, run_id, verify=force_full))
+                reports.extend(engine_for(engine, entity).sync(entity, window, run_id, verify=force_full))
     _finish(reports)
 
 
@@ -193,8 +194,8 @@ def plan(config_path: Path | None, entities: tuple[str, ...], since: str | None,
     click.echo(f"plan for window {window.label()} (nothing will be written)")
     failed = False
     with open_engine(config) as engine:
-        for entity in selected_entities(entities, engine.enabled_entities()):
-            report = engine.plan(entity, window, run_id)
+        for entity in selected_entities(entities, all_entities(engine)):
+            report = engine_for(engine, entity).plan(entity, window, run_id)
             creates = sum(1 for c in report.planned if c.action == "create")
             updates = sum(1 for c in report.planned if c.action == "update")
             unchanged = report.counts.get("unchanged", 0)
@@ -247,9 +248,9 @@ Exit codes:
   2  bad usage
 """)
 @config_option
-@click.option("--entity", type=click.Choice([*ENTITY_ORDER, AUTO_CONTACT]), default=None,
-              help="Only this entity (default: all). 'account' includes the contacts auto-created for "
-                   "accounts; 'auto_contact' retries only those.")
+@click.option("--entity", type=EntityParam(extra=[AUTO_CONTACT]), default=None,
+              help="Only this entity (default: all, custom entities included). 'account' includes the "
+                   "contacts auto-created for accounts; 'auto_contact' retries only those.")
 def retry_failed(config_path: Path | None, entity: str | None) -> None:
     """Retry the records in the failed-records table now, held-back ones included.
 
@@ -261,10 +262,10 @@ def retry_failed(config_path: Path | None, entity: str | None) -> None:
     with open_engine(config) as engine:
         if entity is not None:
             owner = "account" if entity == AUTO_CONTACT else entity
-            selected_entities([owner], engine.enabled_entities())
+            selected_entities([owner], all_entities(engine))
         pending = _failed_count(engine, entity)
         click.echo(f"run {run_id}: retrying {pending} failed record(s)")
-        reports = engine.retry_failed(entity, run_id)  # type: ignore[arg-type]
+        reports = retry_all(engine, entity, run_id)
         remaining = _failed_count(engine, entity)
     rows = load_rows(reports)
     click.echo(render_table(rows, _TABLE))

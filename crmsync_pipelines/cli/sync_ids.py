@@ -21,6 +21,7 @@ import click
 
 from crmsync_pipelines.cli.common import EXIT_OK, EXIT_RECORDS_FAILED, load_rows, new_run_id, render_table
 from crmsync_pipelines.config.models import SyncConfig
+from crmsync_pipelines.engine.custom import all_entities, engine_for
 from crmsync_pipelines.engine.record_outcomes import NOT_FOUND, RecordOutcome, record_outcomes
 from crmsync_pipelines.engine.reports import StageReport
 
@@ -89,9 +90,9 @@ def sync_by_ids(config: SyncConfig, entity: str, ids: list[str]) -> None:
 
     run_id = new_run_id("sync")
     with open_engine(config) as engine:
-        selected_entities([entity], engine.enabled_entities())
+        selected_entities([entity], all_entities(engine))
         click.echo(f"run {run_id}: {len(ids)} {entity} record(s) by id")
-        report = engine.sync_ids(entity, ids, run_id)  # type: ignore[arg-type]
+        report = engine_for(engine, entity).sync_ids(entity, ids, run_id)  # type: ignore[arg-type]
         outcomes = report_outcomes(report, record_outcomes(engine.staging, run_id, entity, ids), ids)
         related = [o for name in ("auto_contact",) if entity == "account"
                    for o in record_outcomes(engine.staging, run_id, name)]

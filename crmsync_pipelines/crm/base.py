@@ -120,6 +120,25 @@ class CrmAdapter(ABC):
     def upsert_activity(self, lookup_field: str, record: Record) -> Record:
         """Create or update by ``record[lookup_field]``; calling it twice creates one record."""
 
+    # -- custom entities (optional; ``sync.custom_entities``) ---------------------------------
+    def iter_custom(self, source: str, since: datetime | None = None,
+                    until: datetime | None = None) -> Iterator[Record]:
+        """Records of the custom source ``source`` (an ERP table, a "partner" object, ...)
+        modified in ``[since, until)``, each exactly once, under the same rules as
+        ``iter_contacts`` (string ``"id"``, ``RECORD_ERROR_KEY`` for unreadable rows).
+
+        ``source`` is the ``source`` of a ``sync.custom_entities`` entry; what it names is the
+        adapter's business. The default raises ``NotSupportedError``: adapters without custom
+        sources keep working, and a config that enables a custom entity for them fails its
+        extract with that error.
+        """
+        raise NotSupportedError(f"{self.name} adapter does not support custom entities (source {source!r})")
+
+    def get_custom(self, source: str, record_ids: Iterable[str]) -> dict[str, Record]:
+        """Many records of the custom source by id (single-record sync, retries); missing ids
+        are absent from the result. Default: ``NotSupportedError``, like ``iter_custom``."""
+        raise NotSupportedError(f"{self.name} adapter does not support custom entities (source {source!r})")
+
     # -- batch hooks with defaults ----------------------------------------------------------
     def get_accounts(self, account_ids: Iterable[str]) -> dict[str, Record]:
         """Many accounts by id; missing ids are absent from the result."""

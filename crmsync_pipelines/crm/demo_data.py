@@ -46,6 +46,19 @@ CREATE TABLE IF NOT EXISTS contacts (
     tags TEXT,
     updated_at TEXT NOT NULL
 );
+-- A second kind of person the demo syncs as a custom entity (sync.custom_entities "partners"):
+-- reseller contacts kept apart from the customers' contacts.
+CREATE TABLE IF NOT EXISTS partners (
+    id INTEGER PRIMARY KEY,
+    first_name TEXT,
+    last_name TEXT,
+    company TEXT,
+    email TEXT,
+    phone TEXT,
+    account_id INTEGER,
+    level TEXT,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS activities (
     id INTEGER PRIMARY KEY,
     external_id TEXT NOT NULL UNIQUE,
@@ -71,8 +84,10 @@ DEMO_INDEXES = """
 CREATE INDEX IF NOT EXISTS accounts_updated_at ON accounts(updated_at);
 CREATE INDEX IF NOT EXISTS contacts_updated_at ON contacts(updated_at);
 CREATE INDEX IF NOT EXISTS contacts_email ON contacts(email);
+CREATE INDEX IF NOT EXISTS partners_updated_at ON partners(updated_at);
 """
 
+PARTNER_COLUMNS = ("id", "first_name", "last_name", "company", "email", "phone", "account_id", "level", "updated_at")
 ACCOUNT_COLUMNS = ("id", "name", "reg_number", "email", "phone", "city", "website", "updated_at")
 CONTACT_COLUMNS = (
     "id",
@@ -285,6 +300,8 @@ class DemoCrmStats:
     contacts_modified_today: int
     seed: int
     now: datetime
+    #: Rows of the ``partners`` table (the demo's custom entity).
+    partners: int = 0
 
 
 @dataclass(frozen=True)
@@ -484,6 +501,33 @@ def _contact_row(
     )
 
 
+def partner_count(accounts: int) -> int:
+    """Partners the demo CRM gets for ``accounts`` accounts: one per ten, at least three."""
+    return max(3, accounts // 10)
+
+
+def _partner_rows(faker: _DemoFaker, count: int, account_ids: list[int]) -> Iterator[tuple[Any, ...]]:
+    """Partner rows from their own random stream, so adding them changed no account or contact."""
+    rng = faker.rng
+    for partner_id in range(1, count + 1):
+        slovak = faker.is_slovak()
+        first, last = faker.person()
+        company, domain = faker.company(slovak)
+        yield (
+            partner_id,
+            first,
+            last,
+            company,
+            faker.personal_email(first, last, domain, slovak),
+            faker.phone(slovak),
+            rng.choice(account_ids) if account_ids and rng.random() < 0.5 else None,
+            rng.choice(("gold", "silver", "bronze")),
+            # The first one is always modified today, so a run of today's partition syncs one.
+            faker.modified_time() if partner_id > 1 else time.strftime(
+                "%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(faker._today_ts + faker._today_span / 2)),
+        )
+
+
 def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
@@ -536,6 +580,9 @@ def create_demo_crm(
             _insert_sql("contacts", CONTACT_COLUMNS),
             _counted_contacts(faker, contacts, domains, account_ids, counters, today_from),
         )
+        partners = partner_count(accounts)
+        conn.executemany(_insert_sql("partners", PARTNER_COLUMNS),
+                         _partner_rows(_DemoFaker(random.Random(seed + 1), moment, timezone), partners, account_ids))
         for statement in filter(str.strip, DEMO_INDEXES.split(";")):
             conn.execute(statement)
         conn.execute("COMMIT")
@@ -552,6 +599,7 @@ def create_demo_crm(
         contacts_modified_today=counters["today"],
         seed=seed,
         now=moment,
+        partners=partners,
     )
 
 

@@ -251,13 +251,16 @@ class SqlCrmAdapter(CrmAdapter):
                 reader(entity.modified_format, settings.timezone),
                 f"crmsync_modified_{key}",
             )
-            for key, entity in (("accounts", settings.accounts), ("contacts", settings.contacts))
+            for key, entity in (("accounts", settings.accounts), ("contacts", settings.contacts),
+                                *((_custom_key(name), table) for name, table in settings.custom_sources.items()))
         }
         self._conn = self._connect()
         try:
             self._prepare_database()
             self._accounts = self._inspect_entity("accounts", settings.accounts)
             self._contacts = self._inspect_entity("contacts", settings.contacts)
+            self._custom = {name: self._inspect_entity(_custom_key(name), table, f"custom_sources.{name}")
+                            for name, table in settings.custom_sources.items()}
             self._activities = (
                 self._inspect_activities(settings.activities) if settings.activities is not None else None
             )
@@ -338,8 +341,8 @@ class SqlCrmAdapter(CrmAdapter):
             declared,
         )
 
-    def _inspect_entity(self, key: str, settings: EntityTableSettings) -> _EntityTable:
-        where = f"{SETTINGS_ROOT}.{key}"
+    def _inspect_entity(self, key: str, settings: EntityTableSettings, setting: str | None = None) -> _EntityTable:
+        where = f"{SETTINGS_ROOT}.{setting or key}"
         table, declared = self._inspect(
             where, settings.table, settings.id_column, settings.columns, settings.reference_columns
         )
@@ -610,6 +613,25 @@ class SqlCrmAdapter(CrmAdapter):
     def get_contacts(self, contact_ids: Iterable[str]) -> dict[str, Record]:
         return self._get_many(self._contacts, contact_ids)
 
+    # -- custom sources -------------------------------------------------------------------------
+    def _custom_table(self, source: str) -> _EntityTable:
+        table = self._custom.get(source)
+        if table is None:
+            raise ConfigError(
+                f"custom source {source!r} is not configured for the SQL adapter "
+                f"(configured: {', '.join(self._custom) or 'none'}); add crm.custom_sources.{source}.table",
+                path=f"{SETTINGS_ROOT}.custom_sources",
+            )
+        return table
+
+    def iter_custom(self, source: str, since: datetime | None = None,
+                    until: datetime | None = None) -> Iterator[Record]:
+        """Rows of the ``crm.custom_sources.<source>`` table modified in ``[since, until)``."""
+        return self._iter_window(self._custom_table(source), since, until)
+
+    def get_custom(self, source: str, record_ids: Iterable[str]) -> dict[str, Record]:
+        return self._get_many(self._custom_table(source), record_ids)
+
     # -- activities ---------------------------------------------------------------------------
     def _activity_table(self, operation: str) -> _ActivityTable:
         if self._activities is None:
@@ -699,6 +721,11 @@ def _as_adapter_error(exc: Exception) -> Exception:
     if isinstance(exc, (ValueError, TypeError)):
         return RecordValidationError(str(exc))
     return exc
+
+
+def _custom_key(source: str) -> str:
+    """The key of a custom source's modified-time reader (and its SQL function name)."""
+    return "custom_" + "".join(c if c.isalnum() else "_" for c in source)
 
 
 @dataclass(frozen=True)

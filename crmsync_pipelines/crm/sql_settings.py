@@ -75,6 +75,9 @@ class SqlCrmSettings(_Strict):
     path: str
     accounts: EntityTableSettings = EntityTableSettings(table="accounts")
     contacts: EntityTableSettings = EntityTableSettings(table="contacts", reference_columns=["account_id"])
+    #: Custom sources (``sync.custom_entities[].source``) by name, each a read-only table like
+    #: ``accounts``: ``{partners: {table: partners}}``. A source not listed here is refused.
+    custom_sources: dict[str, EntityTableSettings] = Field(default_factory=dict)
     #: ``null`` for a CRM that cannot store activities: activity calls raise ``NotSupportedError``.
     activities: ActivityTableSettings | None = ActivityTableSettings()
     #: Accepted so existing files load; no longer used. Rows are streamed one at a time (there

@@ -51,7 +51,13 @@ class EngineContext:
         return self.daktela.tz.key
 
     def entity_config(self, entity: str) -> EntityConfig:
-        entry = self.config.entity(entity)
+        """``sync.entities.<entity>``, or for ``custom:<name>`` its ``sync.custom_entities`` entry."""
+        if entity.startswith("custom:"):
+            from crmsync_pipelines.engine.custom import custom_entity_config
+
+            entry = custom_entity_config(self.config, entity)
+        else:
+            entry = self.config.entity(entity)
         if entry is None:
             raise ConfigError(f"entity {entity!r} is not enabled in sync.entities", file=self._file())
         if entry.mapping is None:
@@ -62,6 +68,10 @@ class EngineContext:
         return self.entity_config(entity).mapping
 
     def spec(self, entity: str) -> EntitySpec:
+        if entity.startswith("custom:"):
+            from crmsync_pipelines.engine.custom import custom_spec
+
+            return custom_spec(self.config, entity)
         return spec(entity)
 
     def api_snapshot(self) -> dict[str, int]:

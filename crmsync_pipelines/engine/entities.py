@@ -30,8 +30,14 @@ SPECS: dict[str, EntitySpec] = {
 ORDER: tuple[Entity, ...] = ("account", "contact", "activity")
 
 
+#: ``custom:<name>`` -> the spec of its target model under that name; filled by
+#: ``engine.custom.custom_spec`` when a custom entity's engine is built, so code that holds only
+#: the entity name (``spec(entity)``) gets the target's model and required fields.
+CUSTOM_SPECS: dict[str, EntitySpec] = {}
+
+
 def spec(entity: str) -> EntitySpec:
     try:
-        return SPECS[entity]
+        return SPECS[entity] if entity in SPECS else CUSTOM_SPECS[entity]
     except KeyError:
         raise ValueError(f"unknown entity {entity!r} (known: {', '.join(SPECS)})") from None

@@ -1,0 +1,297 @@
+"""Custom entities (``sync.custom_entities``): the demo CRM's ``partners`` table -> Daktela contacts.
+
+Over the simulator and a real SQLite demo CRM: the CLI (window, --id, plan, retry-failed,
+reset-state), the ownership rule, a crash mid-load, and the adapter contract defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from crmsync_pipelines.cli.main import cli
+from crmsync_pipelines.crm.base import CrmAdapter
+from crmsync_pipelines.errors import NotSupportedError
+from crmsync_pipelines.simulator import Fault
+from crmsync_pipelines.staging import StagingStore
+from crmsync_tests.fixtures.pipeline import PipelineWorld
+
+pytestmark = pytest.mark.slow
+
+ENTITY = "custom:partners"
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def _row(output: str, entity: str) -> dict[str, str]:
+    lines = output.splitlines()
+    header = next(line for line in lines if line.startswith("entity "))
+    row = next(line for line in lines if line.startswith(entity + " "))
+    return dict(zip(header.split(), row.split(), strict=True))
+
+
+def _partners(world: PipelineWorld) -> list[dict[str, Any]]:
+    with sqlite3.connect(world.paths.crm) as con:
+        con.row_factory = sqlite3.Row
+        return [dict(r) for r in con.execute("SELECT * FROM partners ORDER BY id")]
+
+
+def _add_partners(world: PipelineWorld, count: int, start: int = 1000) -> list[str]:
+    with sqlite3.connect(world.paths.crm) as con:
+        con.executemany(
+            "INSERT INTO partners (id, first_name, last_name, company, email, phone, account_id, level, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, NULL, NULL, 'gold', '2026-11-01T10:00:00+00:00')",
+            [(i, f"Petr{i}", f"Partner{i}", f"Firma {i} s.r.o.", f"p{i}@example.cz")
+             for i in range(start, start + count)],
+        )
+    return [str(i) for i in range(start, start + count)]
+
+
+def _ledger(world: PipelineWorld, run_id: str | None = None) -> list[dict[str, Any]]:
+    return StagingStore(world.paths.staging).ledger_rows(run_id, ENTITY)
+
+
+def test_partners_sync_end_to_end_keyed_custom_and_then_nothing_changes(pipeline_world: PipelineWorld) -> None:
+    world = pipeline_world
+    partners = _partners(world)
+    assert len(partners) == world.crm_stats.partners == 3
+    world.simulator.reset_log()
+
+    code, out = run("sync", "--entity", ENTITY, "--since", "2000-01-01")
+    assert code == 0, out
+    assert int(_row(out, ENTITY)["created"]) == 3
+    for partner in partners:
+        stored = world.simulator.get("contacts", f"partner_{partner['id']}")
+        assert stored is not None
+        assert stored["lastname"] == partner["last_name"] and stored["description"] == partner["company"]
+        if partner["account_id"] is not None:  # the related account was synced on the fly first
+            account = stored["account"]
+            name = account["name"] if isinstance(account, dict) else account
+            assert name == f"crm_acc_{partner['account_id']}"
+            assert world.simulator.get("accounts", name) is not None
+    rows = _ledger(world)
+    assert sorted((r["source_id"], r["outcome"], r["lookup_key"]) for r in rows) == sorted(
+        (str(p["id"]), "created", f"partner_{p['id']}") for p in partners)
+    store = StagingStore(world.paths.staging)
+    with store.connect() as con:
+        keys = con.execute("SELECT lookup_key FROM synced_state WHERE entity = ? ORDER BY 1", [ENTITY]).fetchall()
+        native = con.execute("SELECT count(*) FROM synced_state WHERE entity = 'contact'").fetchone()
+    assert [k[0] for k in keys] == sorted(f"partner_{p['id']}" for p in partners)
+    assert native is not None and native[0] == 0  # no native contact was synced or remembered
+
+    world.simulator.reset_log()
+    code, out = run("sync", "--entity", ENTITY, "--since", "2000-01-01")
+    assert code == 0, out
+    assert world.writes() == 0
+    assert int(_row(out, ENTITY)["unchanged"]) == 3
+
+    # One field changes in the CRM: exactly one PUT, with that field.
+    first = partners[0]
+    with sqlite3.connect(world.paths.crm) as con:
+        con.execute("UPDATE partners SET company = 'Nová firma a.s.' WHERE id = ?", [first["id"]])
+    world.simulator.reset_log()
+    code, out = run("sync", "--entity", ENTITY, "--id", str(first["id"]))
+    assert code == 0, out
+    assert f"{ENTITY} {first['id']} -> partner_{first['id']}: updated" in out
+    assert f"    description: '{first['company']}' -> 'Nová firma a.s.'" in out
+    puts = [r for r in world.simulator.request_log if r.method == "PUT"]
+    assert [(r.path, set(r.json)) for r in puts] == [(f"/api/v6/contacts/partner_{first['id']}.json", {"description"})]
+
+
+def test_a_full_cli_sync_runs_custom_entities_last_with_their_own_row(pipeline_world: PipelineWorld) -> None:
+    code, out = run("sync", "--force-full")
+    assert code in (0, 1), out
+    lines = [line.split()[0] for line in out.splitlines() if line and line.split()[0] in
+             ("account", "auto_contact", "contact", "activity", ENTITY)]
+    assert lines[-1] == ENTITY and lines[:1] == ["account"]
+    assert int(_row(out, ENTITY)["created"]) == 3
+
+
+def test_plan_and_reset_state_accept_a_custom_entity(pipeline_world: PipelineWorld) -> None:
+    world = pipeline_world
+    world.simulator.reset_log()
+    code, out = run("plan", "--entity", ENTITY, "--since", "2000-01-01")
+    assert code == 0, out
+    assert f"{ENTITY}: 3 would be created, 0 would be updated" in out
+    assert world.writes() == 0
+    run("sync", "--entity", ENTITY, "--since", "2000-01-01")
+    code, out = run("reset-state", "--entity", ENTITY, "--yes")
+    assert code == 0 and f"sync state reset for {ENTITY}" in out
+    with StagingStore(world.paths.staging).connect() as con:
+        left = con.execute("SELECT count(*) FROM synced_state WHERE entity = ?", [ENTITY]).fetchone()
+    assert left is not None and left[0] == 0
+    world.simulator.reset_log()
+    code, out = run("sync", "--entity", ENTITY, "--since", "2000-01-01")
+    assert code == 0 and int(_row(out, ENTITY)["unchanged"]) == 3 and world.writes() == 0
+
+
+def test_unknown_or_disabled_custom_entities_are_refused(pipeline_world: PipelineWorld) -> None:
+    code, out = run("sync", "--entity", "custom:nope", "--since", "2000-01-01")
+    assert code == 1 and "entity not enabled in sync.yaml: custom:nope" in out
+    code, out = run("sync", "--entity", "custom:")
+    assert code == 2
+    code, out = run("retry-failed", "--entity", "custom:nope")
+    assert code == 1 and "custom:nope" in out
+
+
+def test_failed_partners_wait_under_their_own_key_and_retry_failed_recovers_them(
+    pipeline_world: PipelineWorld,
+) -> None:
+    world = pipeline_world
+    run("sync", "--entity", "account", "--since", "2000-01-01")
+    world.simulator.add_fault(Fault(route="POST /api/v6/contacts.json", kind="status", status=400, times=None))
+    code, out = run("sync", "--entity", ENTITY, "--since", "2000-01-01")
+    assert code == 1, out
+    assert int(_row(out, ENTITY)["failed"]) == 3
+    failed = StagingStore(world.paths.staging).failed_records(ENTITY)
+    assert sorted(r["source_id"] for r in failed) == sorted(str(p["id"]) for p in _partners(world))
+    assert {r["error_class"] for r in failed} == {"validation"}
+    assert StagingStore(world.paths.staging).failed_records("contact") == []
+    world.simulator.clear_faults()
+
+    code, out = run("retry-failed", "--entity", ENTITY)
+    assert code == 0, out
+    assert "retrying 3 failed record(s)" in out and "0 record(s) still failed" in out
+    assert int(_row(out, ENTITY)["created"]) == 3
+    assert StagingStore(world.paths.staging).failed_records(ENTITY) == []
+
+
+def test_two_custom_entities_writing_one_daktela_name_conflict_visibly(pipeline_world: PipelineWorld) -> None:
+    world = pipeline_world
+    raw = yaml.safe_load(world.paths.config.read_text(encoding="utf-8"))
+    twin = dict(raw["sync"]["custom_entities"][0], name="partners_twin")
+    raw["sync"]["custom_entities"].append(twin)
+    world.paths.config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    code, out = run("sync", "--entity", ENTITY, "--entity", "custom:partners_twin", "--since", "2000-01-01")
+    assert code == 1, out
+    assert int(_row(out, ENTITY)["created"]) == 3
+    assert int(_row(out, "custom:partners_twin")["failed"]) == 3
+    assert "[conflict]" in out and "is already synced from custom:partners" in out
+    failed = StagingStore(world.paths.staging).failed_records("custom:partners_twin")
+    assert {r["error_class"] for r in failed} == {"conflict"} and len(failed) == 3
+    assert world.simulator.count("contacts") >= 3
+
+
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from crmsync_pipelines.config import load_config
+    from crmsync_pipelines.engine import SyncEngine, Window
+    from crmsync_pipelines.engine.custom import engine_for
+    engine = SyncEngine.from_config(load_config(sys.argv[1]))
+    engine_for(engine, sys.argv[2]).sync(sys.argv[2], Window(None, None), sys.argv[3])
+    print("finished", flush=True)
+    """
+)
+
+
+def test_a_crash_mid_load_then_a_rerun_completes_without_duplicates(pipeline_world: PipelineWorld) -> None:
+    world = pipeline_world
+    raw = yaml.safe_load(world.paths.config.read_text(encoding="utf-8"))
+    raw["sync"]["batch_size"] = 5
+    world.paths.config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    _add_partners(world, 40)
+    total = len(_partners(world))
+    script = world.paths.data_dir / "run_sync.py"
+    script.write_text(CRASH_SCRIPT, encoding="utf-8")
+    world.simulator.set_latency(40)
+    proc = subprocess.Popen([sys.executable, str(script), str(world.paths.config), ENTITY, "run-crash"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.monotonic() + 60
+    while world.simulator.request_count("POST", "/api/v6/contacts.json") < 12:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    world.simulator.set_latency(0)
+
+    def landed() -> int:
+        return sum(1 for c in world.simulator.all("contacts") if str(c.get("name", "")).startswith("partner_"))
+
+    seen = -1
+    while seen != landed():
+        seen = landed()
+        time.sleep(0.5)
+    assert 0 < seen < total
+    recorded = sum(1 for r in _ledger(world, "run-crash") if r["outcome"] == "created")
+    assert 0 <= seen - recorded <= 5  # writes are ledgered every batch_size (5) records
+
+    from crmsync_pipelines.config import load_config
+    from crmsync_pipelines.engine import SyncEngine, Window
+    from crmsync_pipelines.engine.custom import engine_for
+
+    engine = SyncEngine.from_config(load_config(world.paths.config))
+    try:
+        load = engine_for(engine, ENTITY).sync(ENTITY, Window(None, None), "run-after")[-1]
+    finally:
+        engine.close()
+    assert load.counts.get("failed", 0) == 0
+    assert load.counts["created"] + load.counts.get("unchanged", 0) == total
+    assert load.counts["created"] == total - seen
+    assert landed() == total
+    assert StagingStore(world.paths.staging).failed_records(ENTITY) == []
+
+
+def test_the_adapter_contract_defaults_raise_not_supported() -> None:
+    class Minimal(CrmAdapter):
+        name = "minimal"
+
+        def ping(self) -> bool: return True
+        def iter_accounts(self, since: Any = None, until: Any = None) -> Any: return iter(())
+        def get_account(self, account_id: str) -> Any: return None
+        def find_account_by(self, field: str, value: Any) -> Any: return None
+        def search_accounts(self, query: str) -> Any: return iter(())
+        def iter_contacts(self, since: Any = None, until: Any = None) -> Any: return iter(())
+        def get_contact(self, contact_id: str) -> Any: return None
+        def find_contact_by(self, field: str, value: Any) -> Any: return None
+        def search_contacts(self, query: str) -> Any: return iter(())
+        def find_activity_by(self, field: str, value: Any) -> Any: return None
+        def create_activity(self, record: Any) -> Any: return record
+        def update_activity(self, activity_id: str, record: Any) -> Any: return record
+        def upsert_activity(self, lookup_field: str, record: Any) -> Any: return record
+
+    adapter = Minimal()
+    with pytest.raises(NotSupportedError, match="minimal adapter does not support custom entities"):
+        adapter.iter_custom("partners")
+    with pytest.raises(NotSupportedError):
+        adapter.get_custom("partners", ["1"])
+
+
+def test_the_sql_adapter_reads_configured_custom_tables_only(tmp_path: Path) -> None:
+    from crmsync_pipelines.crm.demo_data import create_demo_crm
+    from crmsync_pipelines.crm.sql import SqlCrmAdapter
+    from crmsync_pipelines.errors import ConfigError
+
+    path = tmp_path / "crm.sqlite"
+    stats = create_demo_crm(path, accounts=30, contacts=5, seed=3)
+    adapter = SqlCrmAdapter.from_settings(
+        {"path": str(path), "custom_sources": {"partners": {"table": "partners", "reference_columns": ["account_id"]}}},
+        base_dir=tmp_path)
+    try:
+        records = list(adapter.iter_custom("partners"))
+        assert len(records) == stats.partners == 3
+        assert all(isinstance(r["id"], str) for r in records)
+        assert all(r["account_id"] is None or isinstance(r["account_id"], str) for r in records)
+        assert adapter.get_custom("partners", ["2", "999"]) == {"2": next(r for r in records if r["id"] == "2")}
+        with pytest.raises(ConfigError, match="custom source 'erp' is not configured"):
+            adapter.iter_custom("erp")
+    finally:
+        adapter.close()
+    with pytest.raises(ConfigError, match=r"custom_sources\.partners"):
+        SqlCrmAdapter.from_settings({"path": str(path), "custom_sources": {"partners": {"table": "nope"}}},
+                                    base_dir=tmp_path)
