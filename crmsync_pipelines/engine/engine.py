@@ -69,11 +69,6 @@ class SyncEngine:
             log=logger or LOG, settings=settings or EngineSettings(),
         )
 
-        for custom in config.sync.custom_entities:
-            if custom.enabled:
-                self.log.warning("custom entity %r is enabled, but crmsync does not sync custom entities yet; "
-                                 "it is ignored", custom.name)
-
     @classmethod
     def from_config(cls, config: SyncConfig, *, logger: logging.Logger | None = None) -> SyncEngine:
         from crmsync_pipelines.crm.registry import load_crm_adapter
