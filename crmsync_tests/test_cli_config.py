@@ -121,3 +121,29 @@ def test_validate_warns_that_enabled_custom_entities_are_not_synced(monkeypatch:
     assert code == 0, output
     assert "warning: custom entity 'companies' is enabled, but crmsync does not sync custom entities yet" in output
     assert "'leads'" not in output  # disabled entries are not mentioned
+
+
+def test_config_view_shows_the_crm_staging_and_partitions_sections(config_file: Path) -> None:
+    import yaml
+
+    raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    raw["crm"]["api_token"] = "crm-tok-9876543210"
+    raw["partitions"] = {"granularity": "hourly", "start_date": "2026-03-01"}
+    config_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    paths = DemoPaths.under(config_file.parent)
+
+    code, out = run("config-view", "-c", str(config_file))
+    assert code == 0, out
+    for line in ("CRM", "  adapter:       sql", f"  path:          {paths.crm}", "Staging (DuckDB)",
+                 f"  Path:          {paths.staging}", "Partitions", "  Granularity:   hourly (in Europe/Prague)",
+                 "  Start date:    2026-03-01"):
+        assert line in out.splitlines(), (line, out)
+    assert "crm-tok-9876543210" not in out and "crm-**********3210" in out
+
+    code, out = run("config-view", "-c", str(config_file), "--json")
+    data = json.loads(out)
+    assert (data["crm"]["adapter"], data["crm"]["path"], data["crm"]["api_token"]) == (
+        "sql", str(paths.crm), "crm-**********3210")
+    assert data["staging"]["path"] == str(paths.staging)
+    assert data["partitions"] == {"granularity": "hourly", "start_date": "2026-03-01",
+                                  "timezone": "Europe/Prague"}

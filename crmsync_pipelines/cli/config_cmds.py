@@ -107,11 +107,44 @@ def _entity_json(entity: EntityConfig) -> dict[str, Any]:
     }
 
 
+#: Substrings of a CRM setting's name that mark its value as a secret (masked in config-view).
+_SECRET_NAME_PARTS = ("token", "secret", "password", "api_key", "apikey", "credential")
+
+
+def _masked_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The CRM adapter's settings with every secret-looking value masked (nested too)."""
+    from crmsync_pipelines.config import mask_secret
+
+    def shown(key: str, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): shown(str(k), v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [shown(key, item) for item in value]
+        if value not in (None, "") and any(part in key.lower() for part in _SECRET_NAME_PARTS):
+            return mask_secret(str(value))
+        return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+    return {key: shown(key, value) for key, value in settings.items()}
+
+
+def _sections_json(config: SyncConfig) -> dict[str, Any]:
+    """``crm`` (secrets masked), ``staging`` and ``partitions``: where data lives and how it is cut."""
+    return {
+        "crm": {"adapter": config.crm.adapter, **_masked_settings(config.crm.settings)},
+        "staging": {"path": str(config.staging.path), "lock_timeout_s": config.staging.lock_timeout_s,
+                    "keep_batches": config.staging.keep_batches},
+        "partitions": {"granularity": config.partitions.granularity,
+                       "start_date": config.partitions.start_date.isoformat(),
+                       "timezone": config.daktela.timezone},
+    }
+
+
 def config_json(path: Path, config: SyncConfig) -> dict[str, Any]:
     """The JSON form of ``config-view`` (PHP SDK keys; no token, only whether a secret is set)."""
     return {
         "config_path": str(path),
         "daktela": {"instance_url": config.daktela.instance_url, "database": config.daktela.database},
+        **_sections_json(config),
         "sync": {"batch_size": config.sync.batch_size},
         "webhook": {"secret_configured": bool(config.webhook.secret)},
         "entities": {
@@ -148,6 +181,18 @@ def config_text(path: Path, config: SyncConfig) -> str:
     token = config.daktela.access_token
     lines.append(f"  Token:     {mask_secret(token) if token else '(not set)'}")
     lines.append(f"  Database:  {config.daktela.database or '(default)'}")
+    lines.append(f"  Time zone: {config.daktela.timezone}")
+    sections = _sections_json(config)
+    lines += ["", _heading("CRM")]
+    lines += [f"  {key + ':':<15}{json.dumps(value) if isinstance(value, dict) else value}"
+              for key, value in sections["crm"].items()]
+    lines += ["", _heading("Staging (DuckDB)")]
+    lines.append(f"  Path:          {config.staging.path}")
+    lines.append(f"  Lock timeout:  {config.staging.lock_timeout_s:g} s")
+    lines.append(f"  Keep batches:  {config.staging.keep_batches}")
+    lines += ["", _heading("Partitions")]
+    lines.append(f"  Granularity:   {config.partitions.granularity} (in {config.daktela.timezone})")
+    lines.append(f"  Start date:    {config.partitions.start_date.isoformat()}")
     lines += ["", _heading("Sync settings")]
     lines.append(f"  Batch size:      {config.sync.batch_size}")
     secret = mask_secret(config.webhook.secret) if config.webhook.secret else "(none)"
