@@ -402,3 +402,15 @@ def test_an_activity_of_a_contact_deleted_in_hubspot_is_kept_unlinked(
     call = hubspot_sim.find("calls", KEY, "orphan")
     assert call is not None and hubspot_sim.store.associated("calls", call.id, "contacts") == []
     assert hubspot.usage()["activities_contact_deleted"] == 1
+
+
+def test_owner_from_the_agent_email_one_lookup_per_agent(hubspot_sim: HubSpotSimHandle,
+                                                         hubspot: HubSpotAdapter) -> None:
+    hubspot_sim.app.reset_log()
+    records = [_call(f"own{i}", agent_email="Jan.Novak@example.cz") for i in range(3)] + [
+        _call("own-x", agent_email="nobody@example.cz"), _call("own-set", agent_email="jan.novak@example.cz",
+                                                               owner_id="70003")]
+    results = hubspot.upsert_activities(KEY, records)
+    assert [r["owner_id"] for r in results if isinstance(r, dict)] == ["70001"] * 3 + [None, "70003"]
+    assert hubspot_sim.app.request_count("GET", "/crm/v3/owners/") == 2
+    assert hubspot.usage()["activities_owner_unknown"] == 1

@@ -45,7 +45,7 @@ def _now_local(world: HubSpotWorld) -> str:
 
 
 def _add_call(world: HubSpotWorld, *, contact: str | None, clid: str | None = None, closed: bool = False) -> str:
-    record: dict[str, Any] = {"type": "CALL", "queue": 3000, "user": "agent_novak", "time": _now_local(world),
+    record: dict[str, Any] = {"type": "CALL", "queue": 3000, "user": "jan.novak", "time": _now_local(world),
                               "title": "Dotaz na fakturu", "action": "CLOSE" if closed else "OPEN", "priority": 0,
                               "statuses": []}
     if contact is not None:
@@ -74,6 +74,7 @@ def test_hubspot_round_trip_second_run_writes_nothing_and_a_late_close_updates_t
     first = _materialize(world, instance, DAKTELA_TO_CRM)
     call = world.hubspot.find("calls", KEY, by_contact)
     assert call is not None and call.properties["hs_call_status"] == "IN_PROGRESS"
+    assert call.properties["hubspot_owner_id"] == "70001", "the agent jan.novak@example.cz is HubSpot owner 70001"
     assert world.hubspot.store.associated("calls", call.id, "contacts") == [contact_id]
     assert world.hubspot.store.associated("calls", call.id, "companies") == [company_id]
     matched = world.hubspot.find("calls", KEY, by_phone)

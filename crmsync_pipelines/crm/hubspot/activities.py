@@ -40,7 +40,7 @@ _NOTE_HEAD = re.compile(r"^\[(?P<label>[^\]]+)\](?: (?P<title>[^\n]*))?(?:\n(?P<
 
 #: Fields of the activity record besides the external id; anything else must be an extra property.
 CORE_FIELDS = ("channel", "timestamp", "title", "body", "direction", "status", "duration_s", "disposition",
-               "recording_url", "phone", "email", "owner_id", "crm_contact_id", "crm_company_id")
+               "recording_url", "phone", "email", "owner_id", "agent_email", "crm_contact_id", "crm_company_id")
 _LINK_FIELDS = ("crm_contact_id", "crm_company_id")
 _DIGITS = re.compile(r"^\d+$")
 
@@ -68,6 +68,7 @@ class HubSpotActivity:
     company_id: str | None
     phone: str | None
     email: str | None
+    agent_email: str | None = None
 
 
 def _text(value: Any) -> str | None:
@@ -238,8 +239,10 @@ class ActivityCodec:
         for name in self.extra:
             if name in record:
                 props[name] = _field(record, name)
+        agent = _field(record, "agent_email")
         return HubSpotActivity(object_type, key, props, _link(record, "crm_contact_id"),
-                               _link(record, "crm_company_id"), phone, email.lower() if email else None)
+                               _link(record, "crm_company_id"), phone, email.lower() if email else None,
+                               agent.lower() if agent else None)
 
     def from_hubspot(self, object_type: str, raw: dict[str, Any], *, links: dict[str, str | None] | None = None
                      ) -> Record:

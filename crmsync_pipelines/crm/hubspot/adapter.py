@@ -85,7 +85,7 @@ class HubSpotAdapter(CrmAdapter):
     #: sync spends no request on looking activities up; ``--force-full`` still reads them back.
     activity_lookup = "ledger"
     #: Linking hints: used to find the contact and company, never read back for comparison.
-    write_only_activity_fields = ("crm_contact_id", "crm_company_id", "phone", "email")
+    write_only_activity_fields = ("crm_contact_id", "crm_company_id", "phone", "email", "agent_email")
 
     def __init__(self, settings: HubSpotSettings, *, client: HubSpotClient | None = None) -> None:
         self.settings = settings
@@ -98,6 +98,8 @@ class HubSpotAdapter(CrmAdapter):
         self._contact_company: dict[str, str | None] = {}
         self._key_checked: set[str] = set()
         self._missing_contacts: set[str] = set()
+        self._owners: dict[str, str | None] = {}
+        self._owner_unknown = 0
         self._contact_gone = 0
         self._written = {"created": 0, "updated": 0}
 
@@ -136,6 +138,7 @@ class HubSpotAdapter(CrmAdapter):
             "activities_unlinked_ambiguous": self.matcher.stats.ambiguous,
             "activities_unmatched": self.matcher.stats.unmatched,
             "activities_contact_deleted": self._contact_gone,
+            "activities_owner_unknown": self._owner_unknown,
         }
 
     # -- reading companies and contacts -----------------------------------------------------------
@@ -506,6 +509,33 @@ class HubSpotAdapter(CrmAdapter):
                 "(docs/crms/hubspot.md, setup step 2), then run `crmsync retry-failed`")
         self._key_checked.add(object_type)
 
+    def _resolve_owners(self, activities: list[HubSpotActivity]) -> list[HubSpotActivity]:
+        """``hubspot_owner_id`` from the agent's e-mail (``GET /crm/v3/owners/?email=``, once per agent and run).
+
+        An explicit ``owner_id`` wins; an agent without a HubSpot user leaves the owner empty and
+        is counted (``activities_owner_unknown``), never replaced by someone else.
+        """
+        from dataclasses import replace
+
+        wanted = sorted({a.agent_email for a in activities if a.agent_email and not a.properties.get(
+            "hubspot_owner_id")} - set(self._owners))
+        for email in wanted:
+            page = self.client.get_json(f"{self.settings.objects_path}/owners/",
+                                        params={"email": email, "limit": 1, "archived": "false"},
+                                        context="owner lookup")
+            results = page.get("results") or []
+            self._owners[email] = str(results[0]["id"]) if results else None
+        resolved: list[HubSpotActivity] = []
+        for activity in activities:
+            if activity.agent_email and not activity.properties.get("hubspot_owner_id"):
+                owner = self._owners.get(activity.agent_email)
+                if owner is None:
+                    self._owner_unknown += 1
+                else:
+                    activity = replace(activity, properties={**activity.properties, "hubspot_owner_id": owner})
+            resolved.append(activity)
+        return resolved
+
     # -- links ---------------------------------------------------------------------------------
     def _links(self, activity: HubSpotActivity) -> dict[str, str | None]:
         return {"crm_contact_id": activity.contact_id, "crm_company_id": activity.company_id}
@@ -530,6 +560,7 @@ class HubSpotAdapter(CrmAdapter):
             for i, (contact_id, _ambiguous) in zip(unlinked, answers, strict=True):
                 if contact_id:
                     resolved[i] = replace(resolved[i], contact_id=contact_id)
+        resolved = self._resolve_owners(resolved)
         if self.settings.activities.associate_company:
             contacts = sorted({a.contact_id for a in resolved if a.contact_id and not a.company_id} -
                               set(self._contact_company) - self._missing_contacts)

@@ -55,7 +55,10 @@ class HubSpotSimConfig:
     #: Scopes granted to the token; a request outside them gets 403 MISSING_SCOPES.
     scopes: frozenset[str] = frozenset({
         "crm.objects.companies.read", "crm.objects.contacts.read", "crm.objects.contacts.write",
-        "sales-email-read", "crm.schemas.contacts.write"})
+        "sales-email-read", "crm.schemas.contacts.write", "crm.objects.owners.read"})
+    #: HubSpot users (owners): (owner id, e-mail). The demo agents of the Daktela simulator.
+    owners: tuple[tuple[str, str], ...] = (("70001", "jan.novak@example.cz"), ("70002", "petra.svobodova@example.cz"),
+                                           ("70003", "tomas.dvorak@example.cz"))
     account_timezone: str = "Europe/Prague"
     #: Requests per rolling 10 s per token (Free/Starter: 100; Pro/Enterprise: 190); None = off.
     burst_limit: int | None = 100
@@ -317,6 +320,8 @@ class HubSpotSimulator:
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         if path == _USAGE and method == "GET":
             return 200, self._usage()
+        if path.rstrip("/") == "/crm/v3/owners" and method == "GET":
+            return 200, self._owners(query)
         if match := _PROPERTY_GROUP.match(path):
             if method != "POST":
                 raise HubSpotError(405, "VALIDATION_ERROR", "method not allowed")
@@ -386,6 +391,17 @@ class HubSpotSimulator:
         return {"results": [{"name": "private-apps-api-calls-daily", "usageLimit": self.config.daily_limit,
                              "currentUsage": self.limits.used_today, "resetsAt": resets.isoformat(),
                              "collectedAt": datetime.now(UTC).isoformat(), "fetchStatus": "SUCCESS"}]}
+
+    def _owners(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        if "crm.objects.owners.read" not in self.config.scopes:
+            raise HubSpotError(403, "MISSING_SCOPES", "This app hasn't been granted all required scopes to make "
+                               "this call.", errors=[{"message": "One or more of the following scopes are required: "
+                                                                 "[crm.objects.owners.read]"}])
+        wanted = (query.get("email") or [""])[0].strip().lower()
+        owners = [{"id": owner_id, "email": email, "type": "PERSON", "archived": False,
+                   "firstName": email.split(".")[0].title(), "lastName": email.split("@")[0].split(".")[-1].title()}
+                  for owner_id, email in self.config.owners if not wanted or email.lower() == wanted]
+        return {"results": owners}
 
     def _list(self, object_type: str, query: dict[str, list[str]]) -> dict[str, Any]:
         limit = min(100, int((query.get("limit") or ["10"])[0]))
