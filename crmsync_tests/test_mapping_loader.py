@@ -388,3 +388,21 @@ def test_missing_mapping_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_mapping(tmp_path / "nope.yaml")
     assert str(info.value) == f"{tmp_path / 'nope.yaml'}: mapping file not found"
+
+
+def test_unknown_rule_key_lists_only_the_keys_mappings_md_documents(tmp_path: Path) -> None:
+    """``has_value`` is set by the loader, not written by users: the error must not offer it."""
+    from crmsync_pipelines.mapping.loader import load_mapping
+
+    path = tmp_path / "m.yaml"
+    path.write_text("entity: account\nlookup_field: name\nmappings:\n  - {cc_field: name, crm_field: id, valu: 3}\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_mapping(path)
+    message = str(error.value)
+    assert "mappings[0].valu: unknown key; allowed: " in message
+    allowed = message.split("allowed: ", 1)[1].split(";")[0].strip().split(", ")
+    assert allowed == ["cc_field", "crm_field", "transformers", "multi_value", "relation", "append", "value"]
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "mappings.md").read_text(encoding="utf-8")
+    assert all(f"{key}:" in docs for key in allowed)
+    assert "has_value" not in docs

@@ -78,7 +78,12 @@ def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMo
 
 
 def _public_fields(model: type[BaseModel]) -> list[str]:
-    return [name for name, field in model.model_fields.items() if not field.exclude]
+    """The keys a user may write: not excluded, and not marked ``json_schema_extra={"internal": True}``."""
+    def internal(field: Any) -> bool:
+        extra = field.json_schema_extra
+        return isinstance(extra, dict) and bool(extra.get("internal"))
+
+    return [name for name, field in model.model_fields.items() if not field.exclude and not internal(field)]
 
 
 _BOUND_KINDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"})

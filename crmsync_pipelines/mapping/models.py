@@ -73,7 +73,9 @@ class MappingRule(_Frozen):
     relation: Relation | None = None
     append: bool = False
     value: Any = None
-    has_value: bool = False
+    #: Set by the loader from the presence of ``value``; not a key users write (so the
+    #: "allowed keys" of an error do not list it).
+    has_value: bool = Field(default=False, json_schema_extra={"internal": True})
 
     @model_validator(mode="before")
     @classmethod
