@@ -90,3 +90,26 @@ def test_the_setup_commands_in_the_docs_create_the_unique_property(monkeypatch: 
             {"daktela_activity_name": "doc1", "channel": "sms", "timestamp": "2026-11-27T10:00:00Z", "body": "Hi"}])
         assert isinstance(stored, dict)
         adapter.close()
+
+
+@pytest.mark.slow
+def test_crmsync_demo_with_the_hubspot_crm_writes_then_writes_nothing(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("CRMSYNC_CONFIG", "DAGSTER_HOME", "CRMSYNC_ALERT_WEBHOOK_URL", "HUBSPOT_ACCESS_TOKEN",
+                 "HUBSPOT_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    args = ["demo", "--crm", "hubspot", "--data-dir", str(tmp_path / "data"), "--simulator-port", "0"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "records written" in first.output and "nothing to write" not in first.output
+    state = tmp_path / "data" / "hubspot" / "hubspot-simulator.json"
+    assert state.is_file()
+    portal = json.loads(state.read_text(encoding="utf-8"))
+    written = [o for t in ("calls", "emails", "communications") for o in portal["objects"][t]]
+    assert written, "the demo's Daktela activities must reach HubSpot"
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0, second.output
+    assert "nothing to write: both systems already agree" in second.output
+    again = json.loads(state.read_text(encoding="utf-8"))
+    assert sum(len(again["objects"][t]) for t in ("calls", "emails", "communications")) == len(written)

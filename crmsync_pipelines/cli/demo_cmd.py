@@ -45,8 +45,9 @@ simulator_port_option = click.option(
 
 
 crm_option = click.option(
-    "--crm", type=click.Choice(["sql", "raynet"]), default="sql", show_default=True,
-    help="The CRM side: the SQLite demo CRM, or the Raynet simulator (its own data in <data-dir>/raynet).",
+    "--crm", type=click.Choice(["sql", "raynet", "hubspot"]), default="sql", show_default=True,
+    help="The CRM side: the SQLite demo CRM, or the Raynet / HubSpot simulator (its own data in "
+         "<data-dir>/raynet or <data-dir>/hubspot).",
 )
 
 
@@ -55,17 +56,25 @@ def _demo_world(data_dir: Path, accounts: int, contacts: int, simulator_port: in
                 crm: str = "sql") -> Iterator[DemoPaths]:
     """:func:`running_demo`, with a taken port reported as a clear CLI error.
 
-    ``crm="raynet"`` also runs the Raynet simulator (data kept in ``<data-dir>/raynet``, apart
-    from the SQL demo's staging and ledger) and points the config at it (docs/crms/raynet.md).
+    ``crm="raynet"`` / ``"hubspot"`` also runs that CRM's simulator (data kept in
+    ``<data-dir>/<crm>``, apart from the SQL demo's staging and ledger) and points the config at
+    it (docs/crms/raynet.md, docs/crms/hubspot.md).
     """
-    if crm == "raynet":
-        data_dir = data_dir / "raynet"
+    if crm in ("raynet", "hubspot"):
+        data_dir = data_dir / crm
     try:
         with running_demo(data_dir, accounts=accounts, contacts=contacts, simulator_port=simulator_port) as paths:
-            if crm != "raynet":
+            if crm not in ("raynet", "hubspot"):
                 yield paths
                 return
             from crmsync_pipelines.cli.demo_setup import patched_environ
+
+            if crm == "hubspot":
+                from crmsync_pipelines.crm.hubspot.demo import hubspot_demo
+
+                with hubspot_demo(paths) as hubspot_env, patched_environ(hubspot_env):
+                    yield paths
+                return
             from crmsync_pipelines.crm.raynet.demo import raynet_demo
 
             with raynet_demo(paths) as raynet_env, patched_environ(raynet_env):
@@ -116,8 +125,9 @@ def demo(data_dir: Path, accounts: int, contacts: int, simulator_port: int, crm:
         click.echo(click.style(f"check failed: {check}", fg="yellow"))
     written = sum(row["created"] + row["updated"] for row in rows)
     click.echo("nothing to write: both systems already agree" if written == 0 else f"{written} records written")
-    if crm == "raynet":
-        click.echo("The Raynet simulator stopped with the demo; its data is kept for the next `--crm raynet` run.")
+    if crm in ("raynet", "hubspot"):
+        name = {"raynet": "Raynet", "hubspot": "HubSpot"}[crm]
+        click.echo(f"The {name} simulator stopped with the demo; its data is kept for the next `--crm {crm}` run.")
     else:
         click.echo("Open the Dagster UI on this data with: make dev")
         click.echo(f"Use the CLI on it from any shell after: source {_shown(paths.env_file)}")

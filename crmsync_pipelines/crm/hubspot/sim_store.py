@@ -186,6 +186,57 @@ class SimStore:
         self.groups: dict[str, set[str]] = {}
         self._ids = itertools.count(1001)
 
+    # -- persistence -----------------------------------------------------------------------
+    def dump(self, path: Any) -> None:
+        """Write every object, custom property, group and association to a JSON file (atomically)."""
+        import json
+        from pathlib import Path
+
+        with self.lock:
+            next_id = next(self._ids)
+            data = {
+                "next_id": next_id,
+                "objects": {t: [{"id": o.id, "properties": o.properties, "created": o.created.isoformat(),
+                                 "updated": o.updated.isoformat()} for o in objs.values()]
+                            for t, objs in self.objects.items()},
+                "custom_properties": [{"object": t, "name": p.name, "type": p.type, "unique": p.unique,
+                                       "options": sorted(p.options) if p.options is not None else None}
+                                      for t, props in self.registry.items() for p in props.values()
+                                      if p.name not in default_registry(self.dispositions)[t]],
+                "associations": sorted(self.associations),
+                "groups": {t: sorted(g) for t, g in self.groups.items()},
+            }
+            self._ids = itertools.count(next_id)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_suffix(target.suffix + ".tmp")
+        scratch.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        scratch.replace(target)
+
+    def load(self, path: Any) -> None:
+        """Replace the state with a ``dump``; unique indexes are rebuilt from the objects."""
+        import json
+        from pathlib import Path
+
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        with self.lock:
+            self.__post_init__()
+            for entry in data.get("custom_properties", []):
+                options = frozenset(entry["options"]) if entry.get("options") is not None else None
+                self.registry[entry["object"]][entry["name"]] = PropertyDef(entry["name"], entry["type"], options,
+                                                                           bool(entry["unique"]))
+                if entry["unique"]:
+                    self.unique_index[(entry["object"], entry["name"])] = {}
+            for object_type, objects in data.get("objects", {}).items():
+                for raw in objects:
+                    obj = StoredObject(raw["id"], raw["properties"], datetime.fromisoformat(raw["created"]),
+                                       datetime.fromisoformat(raw["updated"]))
+                    self.objects[object_type][obj.id] = obj
+                    self._index(object_type, obj, {})
+            self.associations = {(a[0], a[1], a[2], a[3]) for a in data.get("associations", [])}
+            self.groups = {t: set(g) for t, g in data.get("groups", {}).items()}
+            self._ids = itertools.count(int(data.get("next_id", 1001)))
+
     # -- properties ------------------------------------------------------------------------
     def create_property(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
         self._require_type(object_type)

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
@@ -83,6 +84,8 @@ class HubSpotSimConfig:
     bootstrap_external_id: str | None = "daktela_activity_name"
     #: ``"demo"`` seeds companies and contacts; None leaves the portal empty.
     seed: str | None = None
+    #: JSON file the portal is loaded from (when it exists, instead of seeding) and saved to on stop.
+    state_path: Path | None = None
 
 
 @dataclass
@@ -194,6 +197,9 @@ class HubSpotSimulator:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._random = random.Random(7)
+        if config.state_path is not None and config.state_path.is_file():
+            self.store.load(config.state_path)
+            return
         if config.bootstrap_external_id:
             for object_type in ("calls", "emails", "communications", "notes"):
                 if config.engagement_unique_allowed:
@@ -685,3 +691,5 @@ def run_hubspot_simulator(config: HubSpotSimConfig | None = None, **overrides: A
         server.should_exit = True
         thread.join(timeout=5)
         sock.close()
+        if effective.state_path is not None:
+            app.store.dump(effective.state_path)
