@@ -11,6 +11,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -137,10 +138,12 @@ def _hubspot_faults(specs: tuple[str, ...]) -> list[Any]:
               help="Search requests per second; 0 = off.")
 @click.option("--search-cap", default=10_000, show_default=True, type=int, help="Results one search may page to.")
 @click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added to every request.")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON file the portal is loaded from (instead of seeding) and saved to on stop.")
 @click.option("--fault", "faults", multiple=True,
               help="ROUTE=STATUS[:RETRY_AFTER][xTIMES], e.g. 'POST /crm/v3/objects/calls/batch/*=429:2x3'.")
 def hubspot(host: str, port: int, seed: str, token: str, account_timezone: str, burst_limit: int,
-            daily_limit: int, search_rate: float, search_cap: int, latency_ms: float,
+            daily_limit: int, search_rate: float, search_cap: int, latency_ms: float, state_path: Path | None,
             faults: tuple[str, ...]) -> None:
     """The HubSpot CRM API simulator (docs/crms/hubspot.md)."""
     from crmsync_pipelines.crm.hubspot.simulator import HubSpotSimConfig, HubSpotSimHandle, run_hubspot_simulator
@@ -149,7 +152,7 @@ def hubspot(host: str, port: int, seed: str, token: str, account_timezone: str, 
     config = HubSpotSimConfig(
         host=host, port=port, seed=None if seed.lower() in ("none", "") else seed, token=token,
         account_timezone=account_timezone, burst_limit=burst_limit or None, daily_limit=daily_limit or None,
-        search_rate_per_s=search_rate or None, search_cap=search_cap, latency_ms=latency_ms,
+        search_rate_per_s=search_rate or None, search_cap=search_cap, latency_ms=latency_ms, state_path=state_path,
     )
 
     def describe(handle: HubSpotSimHandle) -> Iterator[str]:
