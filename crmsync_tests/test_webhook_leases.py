@@ -165,7 +165,11 @@ def test_events_for_records_that_do_not_exist_fail_visibly(
 
 def test_requeue_refuses_what_it_cannot_do(pipeline_world: PipelineWorld) -> None:
     world = pipeline_world
+    code, out = _cli("inbox", "list")
+    assert code == 1 and f"no webhook inbox at {world.paths.inbox}" in out
     seq = _add(world, "call_close", "c1")
+    code, out = _cli("inbox", "list", "--status", "failed")
+    assert (code, out.splitlines()[1:]) == (0, ["no failed events"])
     code, out = _cli("inbox", "requeue")
     assert code == 2 and "give the seqs of failed events, or --all-failed" in out
     code, out = _cli("inbox", "requeue", str(seq), "99")
