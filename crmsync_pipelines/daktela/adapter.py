@@ -102,6 +102,10 @@ class DaktelaAdapter:
             raise ValueError(f"unknown time zone {timezone!r}") from None
         self._tz_lock = threading.Lock()
         self._tz_mismatch_logged = False
+        #: The writer pool, created on the first write and kept for the adapter's life (a pool per
+        #: batch would start and join threads every ``batch_size`` writes).
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, section: DaktelaSection) -> DaktelaAdapter:
@@ -127,7 +131,17 @@ class DaktelaAdapter:
         )
 
     def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         self.client.close()
+
+    def _writer_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.write_concurrency, thread_name_prefix="daktela-write")
+            return self._pool
 
     # -- health -------------------------------------------------------------------------------
     def ping(self) -> bool:
@@ -439,8 +453,15 @@ class DaktelaAdapter:
             return WriteResult(op=op, record=None, error=exc)
         return WriteResult(op=op, record=record, error=None)
 
-    def apply_writes(self, ops: Iterable[WriteOp]) -> Iterator[WriteResult]:
-        """Run writes on ``write_concurrency`` threads; results in completion order.
+    def apply_writes(self, ops: Iterable[WriteOp], *, queue_limit: int | None = None) -> Iterator[WriteResult]:
+        """Run writes on the adapter's long-lived pool of ``write_concurrency`` threads;
+        results in completion order.
+
+        The pool is kept full: as soon as one write finishes, the next op is submitted, with
+        at most ``queue_limit`` (default ``2 × write_concurrency``) submitted and not yet
+        yielded. No new op is submitted while the caller handles a yielded result, so a caller
+        that records results every ``k`` of them has at most ``k + queue_limit - 1`` writes
+        without a record at any time (the engine's crash bound).
 
         A failing op becomes a result with ``error`` set and never stops the others, with one
         exception: once Daktela refuses the token (401/403), no further op is sent. Writes
@@ -449,30 +470,32 @@ class DaktelaAdapter:
         lazily, so a huge stream is never held in memory at once.
         """
         pending: set[Future[WriteResult]] = set()
-        queue_limit = self.write_concurrency * 2
+        limit = max(1, queue_limit if queue_limit is not None else self.write_concurrency * 2)
         op_iter = iter(ops)
         exhausted = False
         refused: list[DaktelaAuthError] = []
-        with ThreadPoolExecutor(max_workers=self.write_concurrency, thread_name_prefix="daktela-write") as pool:
-            try:
-                while True:
-                    while not exhausted and len(pending) < queue_limit:
-                        op = next(op_iter, None)
-                        if op is None:
-                            exhausted = True
-                            break
-                        if refused:
-                            yield WriteResult(op=op, record=None, error=_not_sent(refused[0]))
-                            continue
-                        pending.add(pool.submit(self._apply_one, op, refused))
-                    if not pending:
-                        return
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        yield future.result()
-            finally:
-                for future in pending:
-                    future.cancel()
+        pool = self._writer_pool()
+        try:
+            while True:
+                while not exhausted and len(pending) < limit:
+                    op = next(op_iter, None)
+                    if op is None:
+                        exhausted = True
+                        break
+                    if refused:
+                        yield WriteResult(op=op, record=None, error=_not_sent(refused[0]))
+                        continue
+                    pending.add(pool.submit(self._apply_one, op, refused))
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+            # A caller that stops early must not leave writes running unseen: wait for them.
+            wait(pending)
 
     # -- activities ---------------------------------------------------------------------------
     def iter_activities(

@@ -253,7 +253,7 @@ class SyncEngine:
 
     def close(self) -> None:
         self.ctx.crm.adapter.close()
-        self.ctx.daktela.client.close()
+        self.ctx.daktela.close()  # its writer pool, then its HTTP client
 
     # -- internals -------------------------------------------------------------------------------
     @contextmanager

@@ -79,6 +79,11 @@ class CrmActivityLoader:
         return [failed(r, exc, note=_QUOTA_NOTE) for r in rows]
 
     def process(self, rows: list[MappedRow], outcome: LoadOutcome) -> list[RecordResult]:
+        """Diff and write one chunk on one staging connection (``StagingStore.hold``)."""
+        with self.ctx.staging.hold():
+            return self._process(rows, outcome)
+
+    def _process(self, rows: list[MappedRow], outcome: LoadOutcome) -> list[RecordResult]:
         results, todo = split_unchanged(self.ctx.staging, "activity", rows, verify=self.verify,
                                         retry_held=self.retry_held)
         if todo and self.quota is not None and not self.dry_run:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +107,16 @@ class DaktelaLoader:
         return outcome
 
     def process(self, rows: list[MappedRow], outcome: LoadOutcome) -> list[RecordResult]:
-        """Diff and write one chunk; returns (and unless dry-run records) its results."""
+        """Diff and write one chunk; returns (and unless dry-run records) its results.
+
+        The chunk keeps one staging connection (``StagingStore.hold``): its lookups, writes
+        and ledger commits pay no file opening; it is released between chunks so another
+        process waiting for the file gets its turn every ``chunk_size`` records.
+        """
+        with self.ctx.staging.hold():
+            return self._process(rows, outcome)
+
+    def _process(self, rows: list[MappedRow], outcome: LoadOutcome) -> list[RecordResult]:
         results, todo = split_unchanged(self.ctx.staging, self.ledger_entity, rows, verify=self.verify,
                                         retry_held=self.retry_held)
         targets: dict[str, list[dict[str, Any]]] = {}
@@ -168,18 +177,7 @@ class DaktelaLoader:
                     self._record(results, snapshot, changed)
                     return results
             self._record(results, snapshot, changed)
-            # Writes are ledgered every `sync.batch_size` records, so a crash leaves at most that
-            # many writes unrecorded (the next run re-reads them by key; never a duplicate).
-            size = max(1, self.ctx.config.sync.batch_size)
-            for start in range(0, len(work), size):
-                if self.auth_refused is not None:
-                    skipped = self._not_sent([row for row, _ in work[start:]])
-                    self._record(skipped, [], changed)
-                    results.extend(skipped)
-                    break
-                written = self._write(work[start:start + size])
-                self._record(written, [], changed)
-                results.extend(written)
+            results.extend(self._write(work, changed))
         else:
             results.extend(RecordResult(row.source_id, "created" if op.action == "create" else "updated",
                                         row.lookup_key) for row, op in creates + updates)
@@ -203,7 +201,8 @@ class DaktelaLoader:
         if not results and not snapshot:
             return
         with self.ctx.staging.session():
-            self.ctx.staging.save_snapshot(self.ledger_entity, self.run_id, snapshot)
+            if snapshot:
+                self.ctx.staging.save_snapshot(self.ledger_entity, self.run_id, snapshot)
             self.ctx.staging.save_diffs(self.batch_id, self.run_id, self.ledger_entity, [
                 (r.source_id, r.lookup_key, _action(r), changed.get(r.source_id, [])) for r in results
             ])
@@ -280,25 +279,52 @@ class DaktelaLoader:
                                   self.entity, len(source_ids), rel.entity)
                 self.ensure_related(rel.entity, sorted(source_ids.values()))
 
-    def _write(self, work: list[tuple[MappedRow, WriteOp]]) -> list[RecordResult]:
+    def _write(self, work: list[tuple[MappedRow, WriteOp]], changed: dict[str, list[str]]) -> list[RecordResult]:
+        """Stream ``work`` through the adapter's writer pool, recording results as they come.
+
+        The pool is never drained between batches: results are ledgered every ``flush_at``
+        results while up to ``depth`` further writes stay queued or in flight, with
+        ``flush_at + depth - 1 <= sync.batch_size``, so a crash leaves at most ``batch_size``
+        writes without a ledger row (the next run re-reads them by key; never a duplicate).
+        After a refused token nothing more is sent: the rest are filed as ``auth`` failures.
+        """
         if not work:
             return []
+        size = max(1, self.ctx.config.sync.batch_size)
+        concurrency = max(1, self.ctx.daktela.write_concurrency)
+        depth = max(1, min(size, max(2 * concurrency, size // 2)))
+        flush_at = size - depth + 1
         rows = {op.key: row for row, op in work}
         results: list[RecordResult] = []
-        refusals: list[AuthError] = []
-        for result in self.ctx.daktela.apply_writes([op for _, op in work]):
+        buffer: list[RecordResult] = []
+        sent = [0]
+
+        def ops() -> Iterator[WriteOp]:
+            for _row, op in work:
+                if self.auth_refused is not None:
+                    return
+                sent[0] += 1
+                yield op
+
+        for result in self.ctx.daktela.apply_writes(ops(), queue_limit=depth):
             row = rows[result.op.key]
             if result.error is not None:
-                if isinstance(result.error, AuthError):
-                    refusals.append(result.error)
-                results.append(failed(row, result.error))
+                if isinstance(result.error, AuthError) and not str(result.error).startswith("not sent:"):
+                    # The refusal itself, not one of the "not sent" results it caused, names the cause.
+                    self._stop(result.error)
+                buffer.append(failed(row, result.error))
             else:
                 outcome = "created" if result.op.action == "create" else "updated"
                 target = result.record or {"name": result.op.name or row.lookup_key}
-                results.append(succeeded(row, outcome, target, "name"))
-        if refusals:
-            # The refusal itself, not one of the "not sent" results it caused, names the cause.
-            self._stop(next((e for e in refusals if not str(e).startswith("not sent:")), refusals[0]))
+                buffer.append(succeeded(row, outcome, target, "name"))
+            if len(buffer) >= flush_at:
+                self._record(buffer, [], changed)
+                results.extend(buffer)
+                buffer = []
+        if sent[0] < len(work):  # ops() stops only once the token was refused
+            buffer.extend(self._not_sent([row for row, _ in work[sent[0]:]]))
+        self._record(buffer, [], changed)
+        results.extend(buffer)
         return results
 
 

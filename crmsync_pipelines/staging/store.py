@@ -110,11 +110,46 @@ class StagingStore:
                 self._local.con = None
 
     @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep one connection open for a whole stage (the load's write loop): every store call
+        in this thread still runs in its own transaction and commits at once (a crash loses
+        nothing recorded), but none pays for opening the file (tens of milliseconds each).
+
+        Other processes wait for the file while a stage holds it (``lock_timeout_s``); loads of
+        one entity are serialised by ``entity_lock`` anyway.
+        """
+        if getattr(self._local, "held", None) is not None or getattr(self._local, "con", None) is not None:
+            yield
+            return
+        with self._lock:
+            con = self._open()
+            try:
+                if not self._schema_ready:
+                    self._ensure_schema(con)
+                self._local.held = con
+                try:
+                    yield
+                finally:
+                    self._local.held = None
+            finally:
+                con.close()
+
+    @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection inside one transaction; commits on success, rolls back on error."""
         shared = getattr(self._local, "con", None)
         if shared is not None:
             yield shared
+            return
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            held.execute("BEGIN TRANSACTION")
+            try:
+                yield held
+            except BaseException:
+                held.execute("ROLLBACK")
+                raise
+            held.execute("COMMIT")
             return
         with self._lock:
             con = self._open()
