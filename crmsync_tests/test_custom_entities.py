@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,126 @@ def test_the_sql_adapter_reads_configured_custom_tables_only(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match=r"custom_sources\.partners"):
         SqlCrmAdapter.from_settings({"path": str(path), "custom_sources": {"partners": {"table": "nope"}}},
                                     base_dir=tmp_path)
+
+
+def test_dagster_crm_to_daktela_materializes_the_partners_chain(
+    pipeline_world: PipelineWorld, dagster_instance: Any
+) -> None:
+    import dagster as dg
+
+    from crmsync_pipelines.definitions import defs
+    from crmsync_pipelines.defs.materialize import current_partition_key
+    from crmsync_pipelines.defs.partitions import sync_partitions
+
+    world = pipeline_world
+    key = current_partition_key()
+    window = sync_partitions.time_window_for_partition_key(key)
+    in_window = [p for p in _partners(world)
+                 if window.start <= datetime.fromisoformat(p["updated_at"]) < window.end]
+    assert in_window  # the demo always has a partner modified today
+    result = defs().resolve_job_def("crm_to_daktela").execute_in_process(instance=dagster_instance,
+                                                                          partition_key=key)
+    assert result.success
+    for partner in in_window:
+        assert world.simulator.get("contacts", f"partner_{partner['id']}") is not None
+    rows = _ledger(world, result.run_id)
+    assert sorted(r["source_id"] for r in rows) == sorted(str(p["id"]) for p in in_window)
+    assert {r["outcome"] for r in rows} == {"created"}
+    event = dagster_instance.get_latest_materialization_event(dg.AssetKey(["daktela", "custom_partners"]))
+    metadata = {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+    assert metadata["dagster/row_count"] == len(in_window)
+    checks = {(e.asset_check_evaluation_data.check_name, e.asset_check_evaluation_data.passed)
+              for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+              and e.asset_check_evaluation_data.asset_key == dg.AssetKey(["daktela", "custom_partners"])}
+    assert checks == {("no_failed_records", True), ("reconciliation", True)}
+    order = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
+    assert order.index("daktela__custom_partners") > order.index("daktela__contacts")
+
+
+# -- the conformance kit covers custom sources ---------------------------------------------------------
+from crmsync_pipelines.crm.conformance import CrmAdapterConformance  # noqa: E402
+from crmsync_pipelines.crm.demo_data import DemoCrmSeeder  # noqa: E402
+
+
+class PartnerSeeder(DemoCrmSeeder):
+    def add_custom(self, source: str, record: Any, modified: datetime) -> str:
+        assert source == "partners"
+        return self._insert("partners", record, modified)
+
+
+class TestSqlCustomSourceConformance(CrmAdapterConformance):
+    """The SQL adapter with a configured custom source passes the kit, custom checks included."""
+
+    custom_source = "partners"
+
+    @pytest.fixture
+    def adapter(self, tmp_path: Path) -> Any:
+        from crmsync_pipelines.crm.demo_data import create_demo_crm
+        from crmsync_pipelines.crm.sql import SqlCrmAdapter
+
+        path = create_demo_crm(tmp_path / "conformance.sqlite", accounts=0, contacts=0).path
+        adapter = SqlCrmAdapter.from_settings(
+            {"path": str(path), "custom_sources": {"partners": {"table": "partners"}}}, base_dir=tmp_path)
+        yield adapter
+        adapter.close()
+
+    @pytest.fixture
+    def seed(self, adapter: Any) -> PartnerSeeder:
+        return PartnerSeeder(adapter.path)
+
+
+class TestPlainAdapterWithoutCustomSources(TestSqlCustomSourceConformance):
+    """An adapter keeping the base class's defaults: the custom checks skip, the default raises."""
+
+    custom_source = None
+
+    @pytest.fixture
+    def adapter(self, tmp_path: Path) -> Any:
+        from crmsync_pipelines.crm.demo_data import create_demo_crm
+        from crmsync_pipelines.crm.sql import SqlCrmAdapter
+
+        class NoCustom(SqlCrmAdapter):
+            iter_custom = CrmAdapter.iter_custom
+            get_custom = CrmAdapter.get_custom
+
+        path = create_demo_crm(tmp_path / "conformance.sqlite", accounts=0, contacts=0).path
+        adapter = NoCustom.from_settings({"path": str(path)}, base_dir=tmp_path)
+        yield adapter
+        adapter.close()
+
+
+def test_the_kit_catches_a_custom_window_that_ignores_until(tmp_path: Path) -> None:
+    from crmsync_pipelines.crm.demo_data import create_demo_crm
+    from crmsync_pipelines.crm.sql import SqlCrmAdapter
+
+    class IgnoresUntil(SqlCrmAdapter):
+        def iter_custom(self, source: str, since: Any = None, until: Any = None) -> Any:
+            return super().iter_custom(source, since, None)
+
+    path = create_demo_crm(tmp_path / "c.sqlite", accounts=0, contacts=0).path
+    adapter = IgnoresUntil.from_settings({"path": str(path), "custom_sources": {"partners": {"table": "partners"}}},
+                                         base_dir=tmp_path)
+    try:
+        with pytest.raises(AssertionError, match="since inclusive, until exclusive"):
+            TestSqlCustomSourceConformance().test_custom_window_and_get_by_ids(adapter, PartnerSeeder(path))
+    finally:
+        adapter.close()
+
+
+def test_the_kit_catches_a_get_custom_that_hides_unsupported(tmp_path: Path) -> None:
+    from crmsync_pipelines.crm.demo_data import create_demo_crm
+    from crmsync_pipelines.crm.sql import SqlCrmAdapter
+
+    class QuietGet(SqlCrmAdapter):
+        iter_custom = CrmAdapter.iter_custom
+
+        def get_custom(self, source: str, record_ids: Any) -> Any:
+            return {}
+
+    path = create_demo_crm(tmp_path / "c.sqlite", accounts=0, contacts=0).path
+    adapter = QuietGet.from_settings({"path": str(path)}, base_dir=tmp_path)
+    try:
+        with pytest.raises(AssertionError, match="get_custom"):
+            TestPlainAdapterWithoutCustomSources().test_custom_defaults_raise_not_supported(adapter)
+    finally:
+        adapter.close()

@@ -32,10 +32,15 @@ EXPECTED_DEPS = {
     "daktela/activities": set(),
     "staging/activities_mapped": {"daktela/activities"},
     "crm/activities": {"staging/activities_mapped"},
+    # The bundled sync.yaml's custom entity (sync.custom_entities "partners"), loaded after the natives.
+    "crm/custom_partners": set(),
+    "staging/custom_partners_mapped": {"crm/custom_partners"},
+    "daktela/custom_partners": {"staging/custom_partners_mapped", "daktela/accounts", "daktela/contacts"},
 }
 EXPECTED_GROUPS = {
     **dict.fromkeys(["crm/accounts", "staging/accounts_mapped", "daktela/accounts", "crm/contacts",
-                     "staging/contacts_mapped", "daktela/contacts"], "crm_to_daktela"),
+                     "staging/contacts_mapped", "daktela/contacts", "crm/custom_partners",
+                     "staging/custom_partners_mapped", "daktela/custom_partners"], "crm_to_daktela"),
     **dict.fromkeys(["daktela/activities", "staging/activities_mapped", "crm/activities"], "daktela_to_crm"),
 }
 EXPECTED_KINDS = {
@@ -44,6 +49,8 @@ EXPECTED_KINDS = {
     "staging/accounts_mapped": {"python", "duckdb"}, "staging/contacts_mapped": {"python", "duckdb"},
     "staging/activities_mapped": {"python", "duckdb"},
     "daktela/accounts": {"daktela"}, "daktela/contacts": {"daktela"}, "crm/activities": {"crm"},
+    "crm/custom_partners": {"crm", "duckdb"}, "staging/custom_partners_mapped": {"python", "duckdb"},
+    "daktela/custom_partners": {"daktela"},
 }
 
 
@@ -89,7 +96,9 @@ def test_each_node_says_its_system_and_role_at_a_glance(repo: dg.RepositoryDefin
     assert roles == {"crm/accounts": "source", "crm/contacts": "source", "daktela/activities": "source",
                      "staging/accounts_mapped": "mapped", "staging/contacts_mapped": "mapped",
                      "staging/activities_mapped": "mapped", "daktela/accounts": "target",
-                     "daktela/contacts": "target", "crm/activities": "target"}
+                     "daktela/contacts": "target", "crm/activities": "target",
+                     "crm/custom_partners": "source", "staging/custom_partners_mapped": "mapped",
+                     "daktela/custom_partners": "target"}
 
 
 def test_crm_adapter_kind_is_read_leniently(tmp_path: Path) -> None:
@@ -267,5 +276,5 @@ def test_load_assets_carry_the_freshness_policy(repo: dg.RepositoryDefinition) -
 
     for key in EXPECTED_DEPS:
         policy = repo.asset_graph.get(dg.AssetKey.from_user_string(key)).freshness_policy
-        is_load = key in ("daktela/accounts", "daktela/contacts", "crm/activities")
+        is_load = key in ("daktela/accounts", "daktela/contacts", "crm/activities", "daktela/custom_partners")
         assert (policy == LOAD_FRESHNESS) if is_load else (policy is None), key

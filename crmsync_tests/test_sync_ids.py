@@ -160,7 +160,7 @@ def test_dagster_sync_records_job_from_run_config(pipeline_world: PipelineWorld,
     world.simulator.reset_log()
     result = job.execute_in_process(
         instance=dagster_instance,  # type: ignore[arg-type]
-        run_config={"ops": {"sync_records": {"config": {"entity": "account", "ids": [account]}}}},
+        run_config={"ops": {"sync_named_records": {"config": {"entity": "account", "ids": [account]}}}},
     )
     assert result.success
     assert [r.path for r in world.simulator.request_log if r.method == "POST" and "accounts" in r.path] == [
@@ -177,7 +177,7 @@ def test_dagster_sync_records_job_from_run_config(pipeline_world: PipelineWorld,
     # A missing id fails the run (no retry), with the outcome in the failure metadata.
     failed = job.execute_in_process(
         instance=dagster_instance,  # type: ignore[arg-type]
-        run_config={"ops": {"sync_records": {"config": {"entity": "account", "ids": ["424242"]}}}},
+        run_config={"ops": {"sync_named_records": {"config": {"entity": "account", "ids": ["424242"]}}}},
         raise_on_error=False,
     )
     assert not failed.success

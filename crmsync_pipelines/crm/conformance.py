@@ -65,6 +65,18 @@ class Seeder(Protocol):
         ...
 
 
+class CustomSeeder(Seeder, Protocol):
+    """Optionally also stores records of a custom source (``sync.custom_entities[].source``).
+
+    With it, and ``custom_source`` set on the test class, the kit checks ``iter_custom`` and
+    ``get_custom`` like ``iter_contacts`` and ``get_contacts``.
+    """
+
+    def add_custom(self, source: str, record: Mapping[str, Any], modified: datetime) -> str:
+        """Store one record of ``source`` with this modified time; return its id as the adapter reports it."""
+        ...
+
+
 class RawModifiedSeeder(Seeder, Protocol):
     """Optionally also stores a *raw* modified value, exactly as the CRM would hold it.
 
@@ -161,6 +173,10 @@ class CrmAdapterConformance:
     #: Fields whose value ``search_*`` must find.
     account_search_field: ClassVar[str] = "name"
     contact_search_field: ClassVar[str] = "last_name"
+    #: A custom source the adapter reads (``iter_custom`` / ``get_custom``) with a seeder that has
+    #: ``add_custom`` (``CustomSeeder``); ``None``: the custom-entity checks are skipped, except
+    #: that an adapter keeping the base class's ``iter_custom`` must raise ``NotSupportedError``.
+    custom_source: ClassVar[str | None] = None
     #: Records seeded for the "each record exactly once" check.
     iteration_size: ClassVar[int] = 7
     #: Where on the time line seeded records go (whole seconds: many CRMs store no more).
@@ -210,6 +226,10 @@ class CrmAdapterConformance:
             "last_name": f"Contact{index}",
             "email": f"contact{index}@conformance.example",
         }
+
+    def make_custom(self, index: int) -> dict[str, Any]:
+        """A record of ``custom_source`` the seeder accepts; field values must be unique per ``index``."""
+        return self.make_contact(index)
 
     def make_activity(self, external_id: str) -> dict[str, Any]:
         """An activity record ``create_activity`` / ``upsert_activity`` accept."""
@@ -267,6 +287,34 @@ class CrmAdapterConformance:
         assert len(ids) == len(set(ids)), f"{description} yielded ids more than once: {sorted(ids)}"
         return set(ids)
 
+    def _custom_api(self, adapter: CrmAdapter, seed: Seeder) -> _EntityApi:
+        """The custom source as an entity the window checks understand; skips when unsupported."""
+        source = self.custom_source
+        if source is None:
+            pytest.skip("no custom_source declared (custom entities unsupported or not configured)")
+        add = getattr(seed, "add_custom", None)
+        if add is None:
+            pytest.skip("the seeder has no add_custom(source, record, modified) (CustomSeeder)")
+
+        def get_one(record_id: str) -> Record | None:
+            return adapter.get_custom(source, [record_id]).get(record_id)
+
+        def not_used(*_: Any) -> Any:
+            raise AssertionError("not a custom-source operation")
+
+        return _EntityApi(
+            f"custom({source!r})",
+            partial(adapter.iter_custom, source),
+            get_one,
+            partial(adapter.get_custom, source),
+            not_used,
+            not_used,
+            partial(add, source),
+            self.make_custom,
+            "",
+            "",
+        )
+
     def _require_activities(self) -> None:
         if not self.supports_activities:
             pytest.skip("adapter declares supports_activities = False")
@@ -288,6 +336,38 @@ class CrmAdapterConformance:
             assert str(exc).strip(), f"ping() of a broken adapter raised {type(exc).__name__} without a message"
             return
         assert result is False, f"ping() of an adapter that cannot reach its CRM must be False, got {result!r}"
+
+    # -- custom sources ---------------------------------------------------------------------------
+    def test_custom_defaults_raise_not_supported(self, adapter: CrmAdapter) -> None:
+        if self.custom_source is not None or type(adapter).iter_custom is not CrmAdapter.iter_custom:
+            pytest.skip("the adapter implements iter_custom")
+        _expect_error(NotSupportedError, "iter_custom() of an adapter without custom sources",
+                      lambda: list(adapter.iter_custom("conformance")))
+        _expect_error(NotSupportedError, "get_custom() of an adapter without custom sources",
+                      lambda: adapter.get_custom("conformance", ["1"]))
+
+    def test_custom_window_and_get_by_ids(self, adapter: CrmAdapter, seed: Seeder) -> None:
+        api = self._custom_api(adapter, seed)
+        ids, times = self._seed_timeline(api)
+        everything = self._window(api, None, None, 3)
+        assert everything == set(ids), (
+            f"iter_custom() must yield every seeded id once: {sorted(ids)}, got {sorted(everything)}"
+        )
+        got = self._window(api, times[0], times[2], 3)
+        assert got == {ids[0], ids[1]}, (
+            f"iter_custom over [{times[0]}, {times[2]}) (since inclusive, until exclusive) must hold exactly "
+            f"{sorted(ids[:2])}, got {sorted(got)}"
+        )
+        description = "get_custom(source, ids)"
+        found = _call(description, lambda: api.get_many([ids[1], _MISSING_IDS[0]]))
+        assert isinstance(found, dict) and set(found) == {ids[1]}, (
+            f"{description} must return a dict keyed by the ids that exist (missing ones absent), got {found!r}"
+        )
+        record = found[ids[1]]
+        assert isinstance(record, dict) and record.get("id") == ids[1], (
+            f"{description} must return records whose string 'id' is the requested id, got {record!r}"
+        )
+        json.dumps(record)
 
     # -- iteration ------------------------------------------------------------------------------
     def test_iteration_is_lazy(self, adapter: CrmAdapter, seed: Seeder, entity: str) -> None:

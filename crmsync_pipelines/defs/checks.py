@@ -13,6 +13,7 @@ from crmsync_pipelines.defs.check_events import CheckEvent, check_events
 from crmsync_pipelines.defs.metadata import check_result
 from crmsync_pipelines.defs.partitions import sync_partitions
 from crmsync_pipelines.defs.stage_assets import STAGING_POOL, run_window
+from crmsync_pipelines.engine.custom import all_entities, engine_for
 from crmsync_pipelines.engine.reports import Entity
 
 RECONCILIATION = "reconciliation"
@@ -35,12 +36,12 @@ def build_reconciliation_check(
     def _reconcile(context: dg.AssetCheckExecutionContext) -> Iterator[CheckEvent]:
         window = run_window(context)
         with context.resources.sync_engine.open(logger=context.log) as engine:
-            if entity not in engine.enabled_entities():
+            if entity not in all_entities(engine):
                 disabled = dg.AssetCheckResult(asset_key=asset_key, check_name=RECONCILIATION, passed=True,
                                                description="entity disabled in sync.yaml")
                 yield from check_events(context, [disabled])
                 return
-            outcome = engine.reconcile(entity, window)
+            outcome = engine_for(engine, entity).reconcile(entity, window)
         context.log.info(f"{entity}: reconciliation {'passed' if outcome.passed else 'FAILED'} "
                          f"for {window.label()}: {outcome.description}")
         # In a range run: one evaluation per partition, or the graph shows the check as skipped.

@@ -19,6 +19,7 @@ from crmsync_pipelines.defs.metadata import check_result, report_metadata
 from crmsync_pipelines.defs.node_labels import node_description, node_kinds, node_tags
 from crmsync_pipelines.defs.partitions import config_path_from_env, sync_partitions
 from crmsync_pipelines.defs.run_figures import attribution_metadata, label_run_totals
+from crmsync_pipelines.engine.custom import all_entities, engine_for
 from crmsync_pipelines.engine.engine import SyncEngine
 from crmsync_pipelines.engine.reports import CheckOutcome, Entity, StageReport, Window
 from crmsync_pipelines.errors import ErrorClass, classify
@@ -82,11 +83,11 @@ def _run_stage(
     sync_engine = context.resources.sync_engine
     try:
         with sync_engine.open(logger=context.log) as engine:
-            if entity not in engine.enabled_entities():
+            if entity not in all_entities(engine):
                 context.log.info(f"{entity}: disabled in sync.yaml; nothing to do for {window.label()}")
                 return None, window
             context.log.info(f"{entity}: {stage_name} over {window.label()}")
-            report = stage(engine, entity, window, context.run.run_id)
+            report = stage(engine_for(engine, entity), entity, window, context.run.run_id)
     except Exception as exc:
         if classify(exc) in _PERMANENT:
             raise dg.Failure(

@@ -9,7 +9,7 @@ failed or an id does not exist at the source, so the run list shows it.
 Launchpad run config::
 
     ops:
-      sync_records:
+      sync_named_records:
         config:
           entity: contact          # account | contact | activity | custom:<name>
           ids: ["123", "456"]      # CRM ids; Daktela activity names for activity
@@ -47,7 +47,7 @@ def _record_json(outcome: Any) -> dict[str, Any]:
     }
 
 
-@dg.op(name="sync_records", pool=STAGING_POOL)
+@dg.op(name="sync_named_records", pool=STAGING_POOL)
 def sync_records_op(context: dg.OpExecutionContext, config: SyncRecordsConfig,
                     sync_engine: SyncEngineResource) -> None:
     """Sync exactly ``config.ids`` of ``config.entity`` and report each record."""
@@ -98,7 +98,7 @@ def sync_records_op(context: dg.OpExecutionContext, config: SyncRecordsConfig,
     executor_def=dg.in_process_executor,
     tags={"crmsync/flow": "sync_records"},
     description="Re-sync named records (run config: entity and ids) through the same diff and ledger.",
-    config={"ops": {"sync_records": {"config": {"entity": "contact", "ids": []}}}},
+    config={"ops": {"sync_named_records": {"config": {"entity": "contact", "ids": []}}}},
 )
 def sync_records() -> None:
     sync_records_op()
