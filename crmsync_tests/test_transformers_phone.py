@@ -346,3 +346,66 @@ def test_the_php_sdk_contact_mapping_still_loads_and_maps() -> None:
 def test_bad_params_are_load_time_errors() -> None:
     with pytest.raises(ConfigError, match=re.escape("params.regions: phone_normalize: unknown region 'Slovakia'")):
         _contact_mapping({"regions": ["Slovakia"]})
+
+
+# -- second review: typography, 00 where the IDD differs, a missing trunk 0 ---------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "params", "expected"),
+    [
+        # Unicode spaces a word processor or a French locale writes between digit groups
+        ("603\u2009123\u2009456", CZ, "+420603123456"),  # thin space
+        ("603\u202f123\u202f456", CZ, "+420603123456"),  # narrow no-break space
+        ("06\u202f12\u202f34\u202f56\u202f78", {"default_region": "FR"}, "+33612345678"),
+        ("+420\u2007603\u2007123\u2007456", CZ, "+420603123456"),  # figure space
+        # dashes and the minus sign (U+2212) as group separators
+        ("603\u2212123\u2212456", CZ, "+420603123456"),
+        ("603\u2011123\u2011456", CZ, "+420603123456"),  # non-breaking hyphen
+        ("\uff0b420 603 123 456", CZ, "+420603123456"),  # fullwidth plus
+        # invisible format characters inside the number
+        ("603\u200b123\u200b456", CZ, "+420603123456"),
+        ("603\u00ad123\u00ad456", CZ, "+420603123456"),  # soft hyphen
+        ("\u202a+420 603 123 456\u202c", CZ, "+420603123456"),  # bidi embedding from an RTL UI
+        # 00 is international wherever no national number starts with it (US/RU/AU dial 011/810/0011)
+        ("00 420 603 123 456", {"default_region": "US"}, "+420603123456"),
+        ("0033 6 12 34 56 78", {"default_region": "US"}, "+33612345678"),
+        ("0049 30 1234567", {"default_region": "AU"}, "+49301234567"),
+        ("011 420 603 123 456", {"default_region": "US"}, "+420603123456"),  # the region's own IDD still works
+        ("0011 420 603 123 456", {"default_region": "AU"}, "+420603123456"),
+        # a national number written with its trunk 0 is never confused with a country code
+        ("0420 603 123 45", {"default_region": "DE"}, "+494206031234" + "5"),
+        ("030 1234567", {"default_region": "DE"}, "+49301234567"),
+        ("0905 123 456", {"default_region": "SK"}, "+421905123456"),
+        ("905 123 456", {"default_region": "SK"}, "+421905123456"),  # no country-code reading is valid
+        ("202 555 0123", {"default_region": "US"}, "+12025550123"),  # US trunk is 1, not 0: unaffected
+    ],
+)
+def test_more_ways_of_writing_a_valid_number(value: str, params: dict[str, Any], expected: str) -> None:
+    assert phone(value, **params) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "params", "message"),
+    [
+        # in DE national numbers carry a trunk 0; without it these digits are also a Czech number
+        (
+            "420603123456",
+            {"default_region": "DE"},
+            "'420603123456' is ambiguous: +49420603123456 (DE written without its trunk 0) or "
+            "+420603123456 (CZ with its country code)",
+        ),
+        (
+            "421 905 123 456",
+            {"default_region": "DE"},
+            "'421 905 123 456' is ambiguous: +49421905123456 (DE written without its trunk 0) or "
+            "+421905123456 (SK with its country code)",
+        ),
+        ("603\u2009123\u2009456\u20097", CZ, "'603\\u2009123\\u2009456\\u20097' is not a valid phone number in CZ"),
+        ("0000 420 603 123 456", {"default_region": "US"}, "'0000 420 603 123 456' is not a valid phone number"),
+    ],
+)
+def test_readings_that_stay_refused(value: str, params: dict[str, Any], message: str) -> None:
+    with pytest.raises(RefusedValueError) as caught:
+        phone(value, **params)
+    assert str(caught.value) == message

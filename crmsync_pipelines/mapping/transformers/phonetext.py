@@ -17,11 +17,21 @@ The rules (documented with examples in docs/mappings.md):
 - An extension (``ext. 12``, ``kl. 12``, ``x12``, ``#12``, ``;ext=12``) is split off.
 - Several numbers in one value (``a, b``, ``a; b``, ``a | b``, one per line, or ``a / b``
   when the whole is not one valid number) are read one by one.
+- Typography is read as what it looks like: any Unicode space (thin, narrow no-break,
+  ideographic) is a space, any dash or the minus sign (U+2212) a hyphen, the fullwidth
+  ``＋`` a plus; invisible format characters (zero-width space, direction marks, BOM) are
+  dropped (Unicode general categories Zs, Pd and Cf).
+- ``00`` starts an international number even where the region's own international prefix
+  differs (``0033 6 12 …`` in the US, where it is ``011``), as no national number starts so.
+- In a region whose national numbers are written with a trunk ``0`` (DE, GB, SK, ...), digits
+  without it that are *also* a valid number with a country code (``420603123456`` in DE) are
+  refused as ambiguous rather than read as either.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
@@ -51,6 +61,23 @@ _DIGIT = re.compile(r"\d")
 _NUMBER_CHARS = re.compile(r"^\+?[\d\s\-./()\u00a0\u2010-\u2015]*$")
 
 
+def _typography_table() -> dict[int, str | None]:
+    """Unicode spaces -> " ", dashes and minus -> "-", format characters removed (see module doc)."""
+    table: dict[int, str | None] = {0x2212: "-", 0xFF0B: "+"}
+    for code in range(0x80, 0x10000):  # the Basic Multilingual Plane holds every space and dash
+        category = unicodedata.category(chr(code))
+        if category == "Zs":
+            table[code] = " "
+        elif category == "Pd":
+            table[code] = "-"
+        elif category == "Cf":
+            table[code] = None
+    return table
+
+
+_TYPOGRAPHY = _typography_table()
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """The numbers found in one text, or why none could be read (``problem``)."""
@@ -69,7 +96,7 @@ class PhoneReader:
 
     def read(self, text: str) -> Reading:
         """All numbers in ``text`` (one or more), or a ``problem`` naming why it was refused."""
-        stripped = text.strip()
+        stripped = (text if text.isascii() else text.translate(_TYPOGRAPHY)).strip()
         if _LIST_SEPARATORS.search(stripped) and not _FLOAT_TEXT.match(stripped):
             parts: list[str] = []
             for part in _LIST_SEPARATORS.split(stripped):
@@ -138,13 +165,17 @@ class PhoneReader:
         first = _parse(core, self.default_region)
         if first is not None and first.country_code_source == phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD:
             return first if phonenumbers.is_valid_number(first) else None  # 00420 …: international
-        if first is not None and phonenumbers.is_valid_number(first):
-            return first
         digits = "".join(_DIGIT.findall(core))
+        if first is not None and phonenumbers.is_valid_number(first):
+            return self._unless_also_international(first, digits)
         if not digits.startswith("0"):
             with_code = _valid("+" + digits, None)
             if with_code is not None:
                 return with_code
+        elif digits.startswith("00"):  # 00 where the region's own international prefix differs (US: 011)
+            international = _valid("+" + digits[2:], None)
+            if international is not None:
+                return international
         for region in self.other_regions:
             number = _valid(core, region)
             if number is not None:
@@ -159,6 +190,24 @@ class PhoneReader:
                     )
                 return number
         return None
+
+    def _unless_also_international(self, national: PhoneNumber, digits: str) -> PhoneNumber | str:
+        """``national``, or a problem when its digits were written without the region's trunk ``0``
+        and are just as well a valid number that starts with its country code."""
+        if _national_prefix(self.default_region) != "0" or digits.startswith("0"):
+            return national
+        if national.country_code_source != phonenumbers.CountryCodeSource.FROM_DEFAULT_COUNTRY:
+            return national
+        rival = _valid("+" + digits, None)
+        if rival is None or rival.country_code == national.country_code:
+            return national
+        return (
+            "is ambiguous: "
+            f"{phonenumbers.format_number(national, phonenumbers.PhoneNumberFormat.E164)} "
+            f"({self.default_region} written without its trunk 0) or "
+            f"{phonenumbers.format_number(rival, phonenumbers.PhoneNumberFormat.E164)} "
+            f"({phonenumbers.region_code_for_number(rival)} with its country code)"
+        )
 
     def _mobile_behind_trunk_zero(self, digits: str, chosen_region: str | None) -> PhoneNumber | None:
         """A mobile number of another allowed, trunk-prefix-free region in ``0`` + digits, or None."""
