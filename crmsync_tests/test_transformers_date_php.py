@@ -226,3 +226,49 @@ def test_instance_keyword_without_a_zone_refuses_each_value() -> None:
     with pytest.raises(RefusedValueError, match="the Daktela instance time zone is not known here"):
         transform("2026-07-01 10:00:00")
     assert transform(None) is None
+
+
+# -- second review: the edges of the calendar are refused under the rule's policy ---------------
+
+
+@pytest.mark.parametrize(
+    ("value", "params"),
+    [
+        ("9999-12-31 23:59:59", {"to_tz": "Asia/Tokyo"}),  # UTC -> +09:00 passes year 9999
+        ("0001-01-01 00:00:00", {"from_tz": "Europe/Prague"}),  # a local time before year 1 in UTC
+        ("0001-01-01 00:00:00", {"to_tz": "America/New_York"}),
+        ("9999-12-31T23:00:00-05:00", {"to_tz": "UTC"}),
+    ],
+)
+def test_a_moment_outside_datetime_range_is_refused_not_a_crash(value: str, params: dict[str, Any]) -> None:
+    message = f"{value!r} is out of the range of representable dates in its zones"
+    with pytest.raises(RefusedValueError, match=re.escape(message)):
+        fmt(value, to="c", **params)
+    assert fmt(value, to="c", on_invalid="drop", **params) is None  # drop means null, not a failed record
+    assert fmt(value, to="c", on_invalid="keep", **params) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "source", "expected"),
+    [
+        ("Wed, 15 Jan 2025 10:00:00 +0100", "D, d M Y H:i:s O", "2025-01-15T10:00:00+01:00"),
+        ("1736935200.123456", "U.u", "2025-01-15T10:00:00+00:00"),
+        ("15/01/69", "!d/m/y", "2069-01-15T00:00:00+00:00"),  # the pivot's last year
+        ("15/01/70", "!d/m/y", "1970-01-15T00:00:00+00:00"),  # and its first
+        ("29.2.2000", "j.n.Y G:i", "2000-02-29T00:00:00+00:00"),  # no time: the j.n.Y fallback, midnight
+        ("2025-02-29 7:05", "Y-m-d G:i", None),  # 2025 is not a leap year
+        ("29.2.2000 7:05", "j.n.Y G:i", "2000-02-29T07:05:00+00:00"),  # 2000 is a leap year
+    ],
+)
+def test_php_letter_combinations(value: str, source: str, expected: str | None) -> None:
+    if expected is None:
+        with pytest.raises(RefusedValueError, match="day is out of range for month"):
+            fmt(value, **{"from": source, "to": "c"})
+    else:
+        assert fmt(value, **{"from": source, "to": "c"}) == expected
+
+
+@pytest.mark.parametrize("value", ["29.2.2100 7:05", "29.2.1900 7:05"])
+def test_century_years_that_are_not_leap_years_are_refused(value: str) -> None:
+    with pytest.raises(RefusedValueError, match="day is out of range for month"):
+        fmt(value, **{"from": "j.n.Y G:i", "to": "c"})

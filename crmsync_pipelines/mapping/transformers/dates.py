@@ -161,6 +161,9 @@ def date_format(params: dict[str, Any], registry: TransformerRegistry) -> Compil
             return render(moment)
         except ValueError as exc:
             return refuse(value, str(exc), policy)
+        except OverflowError:
+            # Year 1 or 9999 moved across a zone: datetime cannot hold the result.
+            return refuse(value, f"{quote(value)} is out of the range of representable dates in its zones", policy)
 
     setattr(run, NOTES_REFUSALS, policy != "fail")  # keep/drop notes refusals for the mapper to count
     return run
