@@ -35,7 +35,7 @@ def test_demo_syncs_everything_then_a_second_demo_writes_nothing(
 
     first = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert first.exit_code == 0, first.output
-    assert "succeeded" in first.output and "9 assets materialized" in first.output
+    assert "succeeded" in first.output and "12 assets materialized" in first.output
     rows = _table(first.output)
     assert set(rows) >= {"account", "contact", "activity"}
     for entity in ("account", "contact", "activity"):
@@ -45,6 +45,9 @@ def test_demo_syncs_everything_then_a_second_demo_writes_nothing(
     # Each entity's row counts the API calls made for it: auto-contacts have their own calls,
     # and the accounts created on the fly during the contact load count under account.
     assert int(rows["auto_contact"]["created"]) > 0 and int(rows["auto_contact"]["api_calls"]) > 0
+    # The demo's custom entity (partners -> Daktela contacts) has its own row.
+    assert int(rows["custom:partners"]["created"]) > 0 and int(rows["custom:partners"]["failed"]) == 0
+    assert int(rows["custom:partners"]["api_calls"]) > 0
     # Only warnings reach the terminal before the summary; the run's event log keeps the rest.
     assert " - INFO - " not in first.output and " - DEBUG - " not in first.output
     for kept in ("daktela-simulator.sqlite", "demo-crm.sqlite", "crmsync.duckdb", "sync.yaml",
@@ -120,3 +123,37 @@ def test_an_unedited_dagster_yaml_of_an_earlier_release_is_upgraded_an_edited_on
     (edited / "dagster.yaml").write_text("telemetry: {enabled: false}\n", encoding="utf-8")
     assert demo_setup.write_dagster_yaml(old).read_text(encoding="utf-8") == demo_setup.DAGSTER_YAML
     assert demo_setup.write_dagster_yaml(edited).read_text(encoding="utf-8") == "telemetry: {enabled: false}\n"
+
+
+def test_a_taken_simulator_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["demo", "--data-dir", str(tmp_path / "data"), "--accounts", "5",
+                                          "--contacts", "10", "--simulator-port", str(port)])
+    assert result.exit_code == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.output and "--simulator-port" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_env_file_points_a_new_shell_at_the_demo_world(tmp_path: Path) -> None:
+    """``source data/crmsync.env`` in a fresh shell: crmsync on PATH and the demo's variables set."""
+    import subprocess
+    import sys
+
+    from crmsync_pipelines.cli.demo_setup import DemoPaths, demo_environment, write_env_file
+
+    paths = DemoPaths.under(tmp_path / "data with space")
+    env = demo_environment(paths, base_url="http://127.0.0.1:8765", token="sim-token")
+    write_env_file(paths, env)
+    shell = subprocess.run(
+        ["bash", "-c", f"source {paths.env_file.as_posix()!r} && command -v crmsync && echo \"$DAGSTER_HOME\" "
+                       "&& echo \"$DAKTELA_INSTANCE_URL\" && echo \"$CRMSYNC_CONFIG\""],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, capture_output=True, text=True, check=True,
+    )
+    lines = shell.stdout.splitlines()
+    assert lines == [str(Path(sys.executable).parent / "crmsync"), str(paths.dagster_home),
+                     "http://127.0.0.1:8765", str(paths.config)]

@@ -419,3 +419,17 @@ def test_the_kit_catches_a_get_custom_that_hides_unsupported(tmp_path: Path) -> 
             TestPlainAdapterWithoutCustomSources().test_custom_defaults_raise_not_supported(adapter)
     finally:
         adapter.close()
+
+
+def test_a_demo_crm_from_before_partners_gets_the_table_once(tmp_path: Path) -> None:
+    from crmsync_pipelines.crm.demo_data import create_demo_crm, ensure_demo_partners
+
+    path = create_demo_crm(tmp_path / "old.sqlite", accounts=40, contacts=10, seed=5).path
+    with sqlite3.connect(path) as con:
+        con.execute("DROP TABLE partners")
+        before = con.execute("SELECT count(*), max(updated_at) FROM contacts").fetchone()
+    assert ensure_demo_partners(path) == 4
+    assert ensure_demo_partners(path) == 0
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT count(*) FROM partners").fetchone()[0] == 4
+        assert con.execute("SELECT count(*), max(updated_at) FROM contacts").fetchone() == before

@@ -90,7 +90,10 @@ def ledger_table(paths: DemoPaths, run_id: str, api_calls: dict[str, int]) -> li
     def empty(entity: str) -> dict[str, Any]:
         return {"entity": entity, **dict.fromkeys(_OUTCOMES, 0), "api_calls": api_calls.get(entity, 0)}
 
-    rows: dict[str, dict[str, Any]] = {entity: empty(entity) for entity in ENTITY_ORDER}
+    from crmsync_pipelines.defs.custom_entities import enabled_custom_entries
+
+    customs = [f"custom:{entry['name']}" for entry in enabled_custom_entries(paths.config)]
+    rows: dict[str, dict[str, Any]] = {entity: empty(entity) for entity in (*ENTITY_ORDER, *customs)}
     for entry in StagingStore(paths.staging).ledger_summary(run_id):
         # Entities beyond the three (e.g. contacts auto-created from accounts) get their own row.
         row = rows.setdefault(entry["entity"], empty(entry["entity"]))

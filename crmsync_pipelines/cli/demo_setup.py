@@ -159,6 +159,9 @@ def ensure_demo_crm(paths: DemoPaths, *, accounts: int, contacts: int) -> bool:
     from crmsync_pipelines.crm.demo_data import create_demo_crm
 
     if paths.crm.exists():
+        from crmsync_pipelines.crm.demo_data import ensure_demo_partners
+
+        ensure_demo_partners(paths.crm)  # a demo CRM made before the partners custom entity existed
         return False
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     create_demo_crm(paths.crm, accounts=accounts, contacts=contacts)

@@ -604,6 +604,28 @@ def create_demo_crm(
     )
 
 
+def ensure_demo_partners(path: str | Path, *, seed: int = 42, now: datetime | None = None,
+                         timezone: str = DEMO_TIMEZONE) -> int:
+    """Add the ``partners`` table (and its rows) to a demo CRM made before it existed; returns
+    the rows added (0 when the table is already there). Other tables are not touched."""
+    conn = _connect(Path(path))
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'partners'").fetchone():
+            return 0
+        accounts = [int(r[0]) for r in conn.execute("SELECT id FROM accounts ORDER BY id")]
+        schema = DEMO_SCHEMA[DEMO_SCHEMA.index("CREATE TABLE IF NOT EXISTS partners"):]
+        conn.execute(schema[:schema.index(";") + 1])
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        count = partner_count(len(accounts))
+        conn.execute("BEGIN")
+        conn.executemany(_insert_sql("partners", PARTNER_COLUMNS),
+                         _partner_rows(_DemoFaker(random.Random(seed + 1), moment, timezone), count, accounts))
+        conn.execute("COMMIT")
+        return count
+    finally:
+        conn.close()
+
+
 def _counted_contacts(
     faker: _DemoFaker,
     count: int,
