@@ -78,6 +78,6 @@ def query(config_path: Path | None, db_path: Path | None, limit: int, sql: str) 
     if not shown:
         click.echo("  ".join(columns) + "\n(no rows)")
         return
-    click.echo(render_table(shown, columns))
+    click.echo("\n".join(line.rstrip() for line in render_table(shown, columns).splitlines()))
     if len(rows) > limit:
         click.echo(f"… more rows not shown (--limit {limit})")

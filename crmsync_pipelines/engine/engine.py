@@ -186,6 +186,7 @@ class SyncEngine:
                 if ids:
                     self._sync_ids_into(owner, ids, run_id, report, retry_held=True)
                     self._forget_gone(owner, report.not_found, run_id, report)
+                    self._forget_disabled_auto_contacts(owner, run_id, report)
                 report.waiting = self.waiting_failures(owner, run_id)
                 report.checks.append(_no_failures_check(report))
             reports.append(report)
@@ -211,30 +212,50 @@ class SyncEngine:
         ``not found at the source``) so its end stays traceable. Content keys of id-less rows
         (``<no-id>:…``) are never looked up by id, so they stay until the row is fixed.
         """
-        ids = sorted({i for i in gone if not i.startswith(INVALID_ID_PREFIX)})
+        ids = {i for i in gone if not i.startswith(INVALID_ID_PREFIX)}
         if not ids:
             return
-        wanted, forgotten = set(ids), 0
-        for name in [entity, *RELATED_LEDGER_ENTITIES.get(entity, ())]:
-            rows = [r for r in self.staging.failed_records(name) if str(r["source_id"]) in wanted]
-            if not rows:
-                continue
-            results = [RecordResult(str(r["source_id"]), "skipped", lookup_key=r.get("lookup_key"),
-                                    error_class=str(r["error_class"]), remember=False, note="gone",
-                                    error_message=f"not found at the source: the {entity} no longer exists; "
-                                                  f"removed from failed_records (was: {r['error_class']})")
-                       for r in rows]
-            with self.staging.session():
-                self.staging.record_results(run_id, None, name, results)
-                with self.staging.connect() as con:
-                    con.execute("DELETE FROM failed_records WHERE entity = ? "
-                                "AND source_id IN (SELECT unnest(?::VARCHAR[]))",
-                                [name, [r.source_id for r in results]])
-            forgotten += len(results)
+        forgotten = sum(self._retire(name, ids, run_id, "gone",
+                                     f"not found at the source: the {entity} no longer exists")
+                        for name in [entity, *RELATED_LEDGER_ENTITIES.get(entity, ())])
         if forgotten:
             report.counts["gone_from_failed_records"] = forgotten
             self.log.warning("%s: %d failed records no longer exist at the source; removed from failed_records "
                              "(ledger outcome skipped, note 'gone')", entity, forgotten)
+
+    def _forget_disabled_auto_contacts(self, entity: Entity, run_id: str, report: StageReport) -> None:
+        """Failed auto-contacts after ``auto_create_contact`` was switched off: nothing will ever
+        retry them, so ``retry-failed`` retires them (ledger row, note ``auto_create_contact off``)
+        instead of leaving every later run at exit code 3."""
+        if entity != "account":
+            return
+        settings = self.ctx.entity_config("account").auto_create_contact
+        if settings is not None and settings.mapping is not None:
+            return
+        ids = set(self.staging.failed_ids(AUTO_CONTACT))
+        forgotten = self._retire(AUTO_CONTACT, ids, run_id, "auto_create_contact off",
+                                 "auto_create_contact is no longer configured for accounts") if ids else 0
+        if forgotten:
+            report.counts[f"{AUTO_CONTACT}_retired"] = forgotten
+            self.log.warning("account: %d failed auto-contacts removed from failed_records: auto_create_contact "
+                             "is off", forgotten)
+
+    def _retire(self, name: str, ids: set[str], run_id: str, note: str, reason: str) -> int:
+        """Remove these ids' rows of ``name`` from ``failed_records``, each with a ``skipped``
+        ledger row saying why; returns how many there were."""
+        rows = [r for r in self.staging.failed_records(name) if str(r["source_id"]) in ids]
+        if not rows:
+            return 0
+        results = [RecordResult(str(r["source_id"]), "skipped", lookup_key=r.get("lookup_key"),
+                                error_class=str(r["error_class"]), remember=False, note=note,
+                                error_message=f"{reason}; removed from failed_records (was: {r['error_class']})")
+                   for r in rows]
+        with self.staging.session():
+            self.staging.record_results(run_id, None, name, results)
+            with self.staging.connect() as con:
+                con.execute("DELETE FROM failed_records WHERE entity = ? "
+                            "AND source_id IN (SELECT unnest(?::VARCHAR[]))", [name, [r.source_id for r in results]])
+        return len(results)
 
     def _retry_ids(self, name: str) -> list[str]:
         """The source ids to retry for ``name``; account ids of failed auto-contacts count as accounts."""
