@@ -9,6 +9,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 
 from crmsync_pipelines.simulator import Fault
 from crmsync_pipelines.staging import StagingStore
@@ -212,4 +213,29 @@ def test_retry_failed_clears_records_gone_from_the_source(pipeline_world: Pipeli
     assert row["outcome"] == "skipped"
     assert row["error_message"] == ("not found at the source: the account no longer exists; "
                                     "removed from failed_records (was: validation)")
+    assert run("sync", "--entity", "account")[0] == 0
+
+
+def test_retry_failed_retires_auto_contacts_once_auto_create_is_off(pipeline_world: PipelineWorld) -> None:
+    world = pipeline_world
+    world.simulator.add_fault(Fault(route=f"POST {CONTACTS}", kind="status", status=400, times=None))
+    assert run("sync", "--entity", "account")[0] == 1
+    failed = _failed(world, "auto_contact")
+    assert failed
+    config = yaml.safe_load(world.paths.config.read_text(encoding="utf-8"))
+    del config["sync"]["entities"]["account"]["auto_create_contact"]
+    world.paths.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+    world.simulator.clear_faults()
+
+    code, out = run("sync", "--entity", "account")
+    assert code == 3, out  # they still wait: nothing hides them
+    world.simulator.reset_log()
+    code, out = run("retry-failed", "--entity", "account")
+    assert code == 0, out
+    assert "0 record(s) still failed" in out
+    assert world.writes() == 0
+    assert _failed(world, "auto_contact") == []
+    ledger = StagingStore(world.paths.staging).ledger_rows(entity="auto_contact")
+    retired = sorted(r["source_id"] for r in ledger if r["note"] == "auto_create_contact off")
+    assert retired == failed
     assert run("sync", "--entity", "account")[0] == 0
