@@ -17,6 +17,12 @@ UV_SYNC_FLAGS ?= --frozen --extra dev
 
 # uv must never download an interpreter: the project runs on the machine's Python.
 export UV_PYTHON_DOWNLOADS := never
+# uv resolves against the package index pip is configured for (PIP_INDEX_URL or pip.conf's
+# global.index-url), when there is one; otherwise PyPI, as recorded in uv.lock.
+PIP_INDEX := $(or $(PIP_INDEX_URL),$(shell $(PYTHON) -m pip config get global.index-url 2>/dev/null))
+ifneq ($(strip $(PIP_INDEX)),)
+export UV_DEFAULT_INDEX ?= $(PIP_INDEX)
+endif
 
 UV ?= $(shell command -v uv 2>/dev/null)
 ifeq ($(strip $(UV)),)
