@@ -240,3 +240,55 @@ def test_crm_timezone_setting_is_checked_at_start(tmp_path: Path) -> None:
     assert caught.value.path == "crm.timezone" and "unknown IANA time zone 'Europe/Praha'" in str(caught.value)
     adapter = _adapter(path, timezone="America/New_York", contacts={"table": "contacts", "modified_format": "iso"})
     adapter.close()
+
+
+# -- second review: numbers whose unit the size cannot tell, REAL columns ------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (20261120100000.0, utc(2026, 11, 20, 10)),  # MySQL numeric datetime in a REAL column
+        ("20261120100000.0", utc(2026, 11, 20, 10)),  # ... exported as text
+        (20261120.0, utc(2026, 11, 20)),
+        ("20261120.00", utc(2026, 11, 20)),
+        (1795168800.0, utc(2026, 11, 20, 10)),  # epoch seconds in a REAL column
+        (1795168800123.0, utc(2026, 11, 20, 10, 0, 0, 123000)),
+    ],
+)
+def test_whole_numbers_written_as_floats_read_like_the_integers(raw: Any, expected: datetime) -> None:
+    assert UTC_READER.read(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        253402300799,  # .NET DateTime.MaxValue in epoch seconds: as milliseconds it was a day of 1978
+        "253402300799",
+        32503680000,  # 3000-01-01 in seconds, a "never" sentinel: was a row invisible until year 3000
+        99999999999,  # was read as year 5138
+        999999999999,  # 12 digits: seconds in year 33658 or milliseconds in 2001; neither is plausible
+        99999999999999,  # 14 digits that are no YYYYMMDDHHMMSS (month 99)
+        999999999999999,  # 15 digits
+    ],
+)
+def test_numbers_no_unit_reads_plausibly_are_refused(raw: Any) -> None:
+    with pytest.raises(UnreadableTime, match=r"is not a plausible time|is not a time"):
+        UTC_READER.read(raw)
+    assert UTC_READER.utc_key(raw) is None
+
+
+def test_real_and_sentinel_values_in_a_sqlite_file_are_windowed_or_failed_never_invisible(tmp_path: Path) -> None:
+    values: list[Any] = [20261120100000.0, 1795168800.0, 253402300799, 32503680000, 1795168800123.0]
+    adapter = _adapter(_crm(tmp_path / "crm.sqlite", values, column_type="REAL"))
+    window = utc(2026, 11, 20, 10)
+    got = {r["name"]: r.get("_error") for r in adapter.iter_contacts(window, window + timedelta(seconds=1))}
+    assert set(got) == {repr(v) for v in values}
+    assert got[repr(20261120100000.0)] is None and got[repr(1795168800.0)] is None
+    assert got[repr(1795168800123.0)] is None
+    for sentinel in (253402300799, 32503680000):
+        # REAL affinity stores them as floats; each is a failed row in every window, named by value
+        assert f"unreadable modified time in column 'updated_at': {float(sentinel)!r} is not a plausible time" in (
+            got[repr(sentinel)] or ""
+        )
+    adapter.close()

@@ -27,11 +27,14 @@ value                                     read as
 ``1764493200000000``                      Unix epoch microseconds (16 digits)
 ``2461009.5``                             a SQLite Julian day number (``julianday()``)
 ``20261130`` / ``20261130091500``         ISO 8601 basic date / MySQL numeric datetime
+                                          (also as a REAL ``20261130091500.0``)
 ========================================  ==============================================
 
 Numbers are told apart by size: Julian days are 2,000,000-3,000,000, epoch seconds
-1e8-1e11 (1973-5138), milliseconds 1e11-1e14, microseconds 1e14-1e17; anything else (``0``,
-``-1``, ``42``) is a sentinel rather than a time and is refused. ``d/m/Y`` and ``m/d/Y`` are
+1e8-1e10 (1973-2286), milliseconds 1e12-1e13 (2001-2286), microseconds 1e15-1e16; anything
+else (``0``, ``-1``, ``42``, and the sizes between, such as ``253402300799``, .NET's
+``DateTime.MaxValue`` in seconds, which as milliseconds would be a day of 1978) is a
+sentinel rather than a time and is refused. ``d/m/Y`` and ``m/d/Y`` are
 refused because ``01/02/2026`` means two different days. An explicit layout
 (``unixepoch``, ``unixepoch_ms``, ``julianday``, ``iso``) turns the guessing off.
 
@@ -63,11 +66,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Julian day number of the Unix epoch (SQLite: ``julianday('1970-01-01')``).
 _JULIAN_EPOCH = 2440587.5
 _JULIAN_RANGE = (2_000_000.0, 3_000_000.0)
+#: (low, high, units per second): each unit's range covers 1973/2001-2286 only, so no number
+#: is both (a 12-digit number was seconds in year 3000-9999 or milliseconds in 1973-2001).
 _EPOCH_UNITS: tuple[tuple[float, float, int], ...] = (
-    (1e8, 1e11, 1),  # seconds
-    (1e11, 1e14, 1_000),  # milliseconds
-    (1e14, 1e17, 1_000_000),  # microseconds
+    (1e8, 1e10, 1),  # seconds: 1973-03-03 .. 2286-11-20
+    (1e12, 1e13, 1_000),  # milliseconds: 2001-09-09 .. 2286-11-20
+    (1e15, 1e16, 1_000_000),  # microseconds: 2001-09-09 .. 2286-11-20
 )
+#: A whole number written as a float (a REAL column, ``20261130091500.0``).
+_INTEGRAL_TEXT = re.compile(r"([0-9]+)(?:\.0*)?")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?")
 _ISO_LOOSE = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)"
@@ -224,11 +231,15 @@ class ModifiedTimeReader:
         return moment.replace(tzinfo=self.zone) if moment.tzinfo is None else moment
 
     def _auto_number(self, value: str | int | float) -> datetime:
-        text = value if isinstance(value, str) else None
-        if text is not None and text.isdigit() and len(text) in (8, 14):
-            return self._compact(text)
-        if isinstance(value, int) and len(str(abs(value))) in (8, 14) and value > 0:
-            return self._compact(str(value))
+        if isinstance(value, float):
+            whole = str(int(value)) if value.is_integer() and value > 0 else None
+        elif isinstance(value, int):
+            whole = str(value) if value > 0 else None
+        else:
+            integral = _INTEGRAL_TEXT.fullmatch(value.strip())
+            whole = integral.group(1) if integral else None
+        if whole is not None and len(whole) in (8, 14):
+            return self._compact(whole)
         number = float(value)
         if not math.isfinite(number):
             raise UnreadableTime(f"{_shown(value)} is not a finite number")
@@ -238,8 +249,8 @@ class ModifiedTimeReader:
             if low <= number < high:
                 return _from_epoch(value, per_second)
         raise UnreadableTime(
-            f"{_shown(value)} is not a plausible time: not epoch seconds (1e8-1e11), milliseconds, "
-            "microseconds, a Julian day or YYYYMMDD[HHMMSS]; set modified_format for a literal reading"
+            f"{_shown(value)} is not a plausible time: not epoch seconds (1e8-1e10), milliseconds (1e12-1e13), "
+            "microseconds (1e15-1e16), a Julian day or YYYYMMDD[HHMMSS]; set modified_format for a literal reading"
         )
 
     def _compact(self, digits: str) -> datetime:
