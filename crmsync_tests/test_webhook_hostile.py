@@ -7,10 +7,13 @@ refused is stored.
 
 from __future__ import annotations
 
+import gzip
 import json
+import socket
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -352,3 +355,126 @@ def test_secret_in_the_query_string_is_never_accepted(client: httpx.Client, inbo
         "send it in the header)",
         inbox,
     )
+
+
+# -- second review: ambiguous JSON, ids with control characters, encodings, disconnects ------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (b'{"event": "call_close", "name": "a", "name": "b"}', "name"),  # which record changed?
+        (b'{"event": "contact_update", "event": "call_close", "name": "c1"}', "event"),
+        (b'{"event": "call_close", "name": "c1", "data": {"id": 1, "id": 2}}', "id"),  # nested objects too
+        (b'{"event": "call_close", "name": "c1", "data": [{"x": 1}, {"y": 1, "y": 1}]}', "y"),  # even equal values
+    ],
+)
+def test_a_json_key_written_twice_is_400(client: httpx.Client, inbox: Inbox, raw: bytes, key: str) -> None:
+    _refused(_post_raw(client, raw, JSON), 400, f"duplicate key {key!r} in a JSON object (RFC 8259 §4)", inbox)
+
+
+def test_the_same_key_in_different_objects_is_fine(client: httpx.Client, inbox: Inbox) -> None:
+    raw = b'{"event": "call_close", "name": "c1", "data": {"name": "x", "item": {"name": "y"}}}'
+    assert _post_raw(client, raw, JSON).status_code == 202
+    [event] = inbox.events()
+    assert event.body["data"] == {"name": "x", "item": {"name": "y"}}
+
+
+@pytest.mark.parametrize("record_id", ["a\nb", "a\u0000b", "c1\r\nINFO forged log line", "tab\tbed", "del\x7f"])
+def test_a_record_id_with_a_control_character_is_422(client: httpx.Client, inbox: Inbox, record_id: str) -> None:
+    response = client.post(
+        "/webhooks/daktela", json={"event": "call_close", "name": record_id}, headers={SECRET_HEADER: SECRET}
+    )
+    _refused(response, 422, f"record id {record_id!r} contains a control character (newline, tab, NUL...)", inbox)
+    crm = client.post(
+        "/webhooks/crm", json={"entity_type": "contact", "entity_id": record_id}, headers={SECRET_HEADER: SECRET}
+    )
+    assert crm.status_code == 422 and "contains a control character" in crm.json()["error"]
+    assert inbox.max_seq() == 0
+
+
+def test_form_record_id_with_an_encoded_newline_is_422(client: httpx.Client, inbox: Inbox) -> None:
+    _refused(
+        _post_raw(client, b"event=call_close&name=c1%0Aforged", FORM),
+        422,
+        "record id 'c1\\nforged' contains a control character (newline, tab, NUL...)",
+        inbox,
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("x-gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("GZIP", gzip.compress),
+    ],
+)
+def test_compressed_bodies_are_inflated(
+    client: httpx.Client, inbox: Inbox, encoding: str, compress: Callable[[bytes], bytes]
+) -> None:
+    body = json.dumps({"event": "call_close", "name": f"z-{encoding}", "data": {"note": "Jiří"}}).encode()
+    response = _post_raw(client, compress(body), JSON, **{"Content-Encoding": encoding})
+    assert response.status_code == 202, response.text
+    [event] = inbox.events()
+    assert event.record_id == f"z-{encoding}" and event.body["data"] == {"note": "Jiří"}
+
+
+def test_a_compression_bomb_is_413_on_the_inflated_size(client: httpx.Client, inbox: Inbox) -> None:
+    bomb = gzip.compress(b'{"event": "call_close", "name": "c1", "data": "' + b"a" * 50_000_000 + b'"}')
+    assert len(bomb) < 262_144
+    _refused(
+        _post_raw(client, bomb, JSON, **{"Content-Encoding": "gzip"}),
+        413,
+        "body larger than 262144 bytes once gzip is inflated",
+        inbox,
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "raw", "status", "message"),
+    [
+        ("br", b"\x0b\x02\x80{}\x03", 415, "Content-Encoding 'br' is not supported (send gzip, deflate or none)"),
+        ("gzip, gzip", b"x", 415, "Content-Encoding 'gzip, gzip' is not supported (send gzip, deflate or none)"),
+        ("gzip", b'{"event": "call_close", "name": "c1"}', 400, "body is not valid gzip data"),
+        (
+            "gzip",
+            gzip.compress(b'{"event": "call_close", "name": "c1"}')[:-6],
+            400,
+            "body is not valid gzip data (truncated, or data after its end)",
+        ),
+    ],
+)
+def test_unsupported_or_broken_encodings_are_refused(
+    client: httpx.Client, inbox: Inbox, encoding: str, raw: bytes, status: int, message: str
+) -> None:
+    _refused(_post_raw(client, raw, JSON, **{"Content-Encoding": encoding}), status, message, inbox)
+
+
+def test_multipart_is_415_not_a_missing_event(client: httpx.Client, inbox: Inbox) -> None:
+    raw = b'--x\r\nContent-Disposition: form-data; name="event"\r\n\r\ncall_close\r\n--x--\r\n'
+    _refused(
+        _post_raw(client, raw, "multipart/form-data; boundary=x"),
+        415,
+        "multipart/form-data is not supported; send application/json or application/x-www-form-urlencoded",
+        inbox,
+    )
+
+
+def test_a_sender_that_disconnects_mid_body_leaves_nothing_and_no_traceback(
+    client: httpx.Client, inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = client.base_url.host, client.base_url.port
+    assert port is not None
+    with socket.create_connection((host, port), timeout=5) as raw_socket:
+        raw_socket.sendall(
+            b"POST /webhooks/daktela HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"{SECRET_HEADER}: {SECRET}\r\nContent-Length: 1000\r\n\r\n".encode()
+            + b'{"event": "call_close", '
+        )
+        time.sleep(0.2)
+    time.sleep(0.3)
+    assert client.get("/healthz").status_code == 200
+    assert inbox.max_seq() == 0
+    assert not [r for r in caplog.records if r.exc_info], "no traceback for a sender that went away"

@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +34,7 @@ from crmsync_pipelines.webhooks.parsing import (
     ParsedEvent,
     PayloadError,
     decode_body,
+    decode_content,
     parse_crm_event,
     parse_daktela_event,
 )
@@ -213,8 +214,13 @@ def create_app(
         # Exactly one header, compared as bytes in constant time (a UTF-8 secret arrives as UTF-8 bytes).
         return len(given) == 1 and hmac.compare_digest(given[0].strip(b" \t"), secret_bytes)
 
-    def decode(raw: bytes, content_type: str | None, parse: Callable[[dict[str, Any]], ParsedEvent]) -> ParsedEvent:
-        return parse(decode_body(raw, content_type, body_limits))
+    def decode(
+        raw: bytes,
+        content_type: str | None,
+        content_encoding: str | None,
+        parse: Callable[[dict[str, Any]], ParsedEvent],
+    ) -> ParsedEvent:
+        return parse(decode_body(decode_content(raw, content_encoding, body_limits), content_type, body_limits))
 
     async def receive(request: Request, parse: Callable[[dict[str, Any]], ParsedEvent]) -> JSONResponse:
         if not authorised(request):
@@ -224,15 +230,22 @@ def create_app(
                 message += " (a secret in the URL query string is never accepted; send it in the header)"
             return _error(401, message)
         content_type = request.headers.get("content-type")
+        content_encoding = request.headers.get("content-encoding")
         try:
             raw = await _read_body(request, body_limits.max_body_bytes)
-            if len(raw) <= INLINE_PARSE_BYTES:
-                parsed = decode(raw, content_type, parse)
-            else:
-                parsed = await anyio.to_thread.run_sync(decode, raw, content_type, parse, limiter=parse_limiter)
+            if len(raw) <= INLINE_PARSE_BYTES and content_encoding is None:
+                parsed = decode(raw, content_type, None, parse)
+            else:  # large, or compressed (a small body may inflate to max_body_bytes)
+                parsed = await anyio.to_thread.run_sync(
+                    decode, raw, content_type, content_encoding, parse, limiter=parse_limiter
+                )
         except PayloadError as exc:
             logger.info("webhook rejected with %s: %s", exc.status, exc.message)
             return _error(exc.status, exc.message)
+        except ClientDisconnect:
+            # The sender gave up mid-body: nothing was stored and nobody reads an answer.
+            logger.info("webhook sender disconnected before its body was complete; nothing stored")
+            return _error(400, "the client disconnected before the body was complete")
         status, reason = policy.decide(parsed)
         try:
             seq, duplicate = await anyio.to_thread.run_sync(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -39,6 +40,11 @@ PREFIX_ENTITIES: dict[str, tuple[WebhookEntity, str | None]] = {
 #: name their own automations (``call_answer``, ``call_transfer``...); only ``delete`` is special.
 _EVENT_RE = re.compile(r"^(?P<prefix>[a-z]+)_(?P<suffix>[a-z][a-z_]*)$")
 _MAX_ID_LENGTH = 255
+#: C0 controls and DEL: no Daktela name or CRM id holds them, and a newline in an id would
+#: forge lines in the receiver's log.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: ``Content-Encoding`` values inflated by ``decode_content`` (zlib's wbits: 16+ gzip, 15 zlib).
+_INFLATE_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 UTF8_BOM = b"\xef\xbb\xbf"
 _CRM_EVENTS = ("update", "delete")
 
@@ -65,6 +71,32 @@ class ParsedEvent:
     body: dict[str, Any]
 
 
+def decode_content(raw: bytes, content_encoding: str | None, limits: BodyLimits) -> bytes:
+    """The body with its ``Content-Encoding`` undone (RFC 9110 §8.4), at most ``max_body_bytes``.
+
+    ``gzip`` (``x-gzip``) and ``deflate`` are inflated, and the *inflated* size is bounded, so
+    a small compression bomb is a 413 like a large body; ``identity`` or no header leaves the
+    body as it is. Any other coding, or several, is a 415 (RFC 9110 §15.5.16). Raises
+    ``PayloadError``.
+    """
+    coding = (content_encoding or "").strip().lower()
+    if coding in ("", "identity"):
+        return raw
+    wbits = _INFLATE_WBITS.get(coding)
+    if wbits is None:
+        raise PayloadError(415, f"Content-Encoding {coding[:32]!r} is not supported (send gzip, deflate or none)")
+    inflater = zlib.decompressobj(wbits)
+    try:
+        body = inflater.decompress(raw, limits.max_body_bytes + 1)
+    except zlib.error:
+        raise PayloadError(400, f"body is not valid {coding} data") from None
+    if len(body) > limits.max_body_bytes:
+        raise PayloadError(413, f"body larger than {limits.max_body_bytes} bytes once {coding} is inflated")
+    if not inflater.eof or inflater.unused_data:
+        raise PayloadError(400, f"body is not valid {coding} data (truncated, or data after its end)")
+    return body
+
+
 def decode_body(raw: bytes, content_type: str | None, limits: BodyLimits | None = None) -> dict[str, Any]:
     """Decode a JSON or form body into a dict, within ``limits`` (400/413 when it is not).
 
@@ -78,6 +110,8 @@ def decode_body(raw: bytes, content_type: str | None, limits: BodyLimits | None 
         raise PayloadError(413, f"body larger than {limits.max_body_bytes} bytes")
     raw = raw.removeprefix(UTF8_BOM)
     ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    if ctype.startswith("multipart/"):
+        raise PayloadError(415, f"{ctype} is not supported; send application/json or application/x-www-form-urlencoded")
     try:
         if ctype == "application/json" or ctype.endswith("+json"):
             return _decode_json(raw, limits)
@@ -122,10 +156,27 @@ _PARSE_INT = _bounded_number(int)
 _PARSE_FLOAT = _bounded_number(_finite_float)
 
 
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose names are unique: RFC 8259 §4 leaves a repeated name's meaning to
+    the parser (first, last or both), so ``{"name": "a", "name": "b"}`` names no one record."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BodyLimitError(400, f"duplicate key {key[:64]!r} in a JSON object (RFC 8259 §4)")
+            seen.add(key)
+    return value
+
+
 def _decode_json(raw: bytes, limits: BodyLimits) -> dict[str, Any]:
     try:
         value = json.loads(
-            raw.decode("utf-8"), parse_int=_PARSE_INT, parse_float=_PARSE_FLOAT, parse_constant=_no_constant
+            raw.decode("utf-8"),
+            parse_int=_PARSE_INT,
+            parse_float=_PARSE_FLOAT,
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_object,
         )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(400, f"malformed JSON body: {exc}") from None
@@ -173,6 +224,8 @@ def _checked_id(value: str | None, field: str) -> str:
         raise PayloadError(422, f"missing record id: '{field}' must be a non-empty string")
     if len(value) > _MAX_ID_LENGTH:
         raise PayloadError(422, f"record id is longer than {_MAX_ID_LENGTH} characters")
+    if _CONTROL.search(value):
+        raise PayloadError(422, f"record id {value[:64]!r} contains a control character (newline, tab, NUL...)")
     return value
 
 
