@@ -135,3 +135,20 @@ def test_a_failing_blocking_check_in_a_range_run_fails_on_every_partition_and_wr
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "daktela/accounts" not in materialized
     assert world.writes() == 0
+
+
+def test_a_range_run_without_the_reconciliation_check_records_the_other_checks_only(
+    pipeline_world: PipelineWorld, dagster_instance: dg.DagsterInstance
+) -> None:
+    start, end, keys = _range(2)
+    assets = _assets(["crm/accounts", "staging/accounts_mapped", "daktela/accounts"])
+    reconciliation = dg.AssetCheckKey(dg.AssetKey(["daktela", "accounts"]), "reconciliation")
+    selection = dg.AssetSelection.assets(*(k for a in assets for k in a.keys)) - dg.AssetSelection.checks(
+        reconciliation)
+    result = dg.materialize(assets, instance=dagster_instance, resources=pipeline_world.resources(),
+                            tags=_range_tags(start, end), selection=selection)
+    assert result.success
+    evaluated = {(e.check_name, e.partition) for e in result.get_asset_check_evaluations()}
+    assert ("reconciliation", keys[0]) not in evaluated
+    assert {("no_failed_records", key) for key in keys} <= evaluated
+    assert _partition_statuses(dagster_instance, reconciliation) == {}

@@ -66,11 +66,14 @@ def check_events(context: CheckContext, results: Sequence[dg.AssetCheckResult]) 
     op_context = _op_context(context)
     assets_def = op_context.assets_def
     partition_keys = list(context.partition_keys)
+    selected = context.selected_asset_check_keys
     targets: dict[dg.AssetKey, Mapping[str, AssetCheckEvaluationTargetMaterializationData]] = {}
     for result in results:
         if result.asset_key is None or result.check_name is None:
             raise ValueError("a range-run check result must name its asset_key and check_name")
         check_key = dg.AssetCheckKey(result.asset_key, result.check_name)
+        if check_key not in selected:
+            continue  # the run left this check out (asset selected without its checks)
         spec = assets_def.get_spec_for_check_key(check_key)
         if result.asset_key not in targets:
             targets[result.asset_key] = latest_materializations(context.instance, result.asset_key, partition_keys)
