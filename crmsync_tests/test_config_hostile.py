@@ -7,6 +7,7 @@ allowed, from ``load_config`` and from the real CLI, which never prints a traceb
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -167,6 +168,7 @@ KNOBS = [
     ("daktela.timeout_s", "more than 0, at most 3600", "0.5"),
     ("daktela.rate_limit_per_s", "0..10000", "0"),
     ("daktela.write_concurrency", "1..64", "64"),
+    ("daktela.max_write_concurrency", "1..256", "256"),
     ("daktela.max_retries", "0..50", "0"),
     ("daktela.page_size", "1..1000", "1000"),
     ("daktela.lookup_chunk_size", "1..1000", "1"),
@@ -413,3 +415,94 @@ def test_instance_urls_the_client_cannot_use_are_refused_at_validate(
 def test_usable_instance_urls_load(config_file: Path, monkeypatch: pytest.MonkeyPatch, url: str, shown: str) -> None:
     monkeypatch.setenv("DAKTELA_INSTANCE_URL", url)
     assert load_config(config_file).daktela.instance_url == shown
+
+
+# -- second review: paths no file system call can take, files that are not files, encodings ------
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("sync.entities.contact.mapping_file", '"contacts\\0.yaml"', "a path cannot contain a NUL character"),
+        (
+            "sync.entities.contact.mapping_file",
+            "~nosuchuser-crmsync/contacts.yaml",
+            "cannot expand '~nosuchuser-crmsync': no such user's home directory on this machine",
+        ),
+        ("staging.path", '"data/staging\\0.duckdb"', "a path cannot contain a NUL character"),
+        (
+            "webhook.inbox_path",
+            "~nosuchuser-crmsync/inbox.sqlite",
+            "cannot expand '~nosuchuser-crmsync': no such user's home directory on this machine",
+        ),
+        (
+            "sync.entities.account.auto_create_contact.mapping_file",
+            '"a\\0.yaml"',
+            "a path cannot contain a NUL character",
+        ),
+    ],
+)
+def test_unusable_paths_are_config_errors_naming_the_key(
+    config_file: Path, path: str, value: str, message: str
+) -> None:
+    # were a raw ValueError ("embedded null byte") / RuntimeError ("Could not determine home directory.")
+    _set(config_file, path, value)
+    assert str(_error(config_file)) == f"sync.yaml: {path}: {message}"
+    result = CliRunner().invoke(cli, ["validate", "-c", str(config_file)])
+    assert result.exit_code == 1 and f"Error: Configuration error: sync.yaml: {path}: {message}" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("~nosuchuser-crmsync/crm.sqlite", "cannot expand '~nosuchuser-crmsync': no such user's home directory"),
+        ('"crm\\0.sqlite"', "a path cannot contain a NUL character"),
+    ],
+)
+def test_unusable_crm_path_is_an_error_not_a_traceback(config_file: Path, value: str, message: str) -> None:
+    _set(config_file, "crm.path", value)
+    for command in (["crm-inspect", "-c", str(config_file), "ping"], ["plan", "-c", str(config_file)]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1, result.output
+        assert message in result.output and "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_mapping_file_that_is_a_directory_or_a_fifo_is_named_as_such(config_file: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "contacts-dir"
+    folder.mkdir()
+    _set(config_file, "sync.entities.contact.mapping_file", str(folder))
+    assert str(_error(config_file)).endswith(
+        f"sync.entities.contact.mapping_file: mapping file {folder} is a directory, not a file"
+    )
+    fifo = tmp_path / "contacts.fifo"
+    os.mkfifo(fifo)  # reading it would block validate forever
+    _set(config_file, "sync.entities.contact.mapping_file", str(fifo))
+    assert str(_error(config_file)).endswith(
+        f"mapping file {fifo} is not a regular file (a FIFO, socket or device)"
+    )
+    _set(config_file, "sync.entities.contact.mapping_file", "/dev/zero")
+    assert str(_error(config_file)).endswith("mapping file /dev/zero is not a regular file (a FIFO, socket or device)")
+    with pytest.raises(ConfigError, match=re.escape("mapping file is a directory, not a file")):
+        load_mapping(folder)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("daktela:\n  database: Müller\n".encode("latin-1"), "is not UTF-8 text: byte 0xfc at line 2, column 14"),
+        ("daktela:\n  database: Jiří\n".encode("cp1250"), "is not UTF-8 text: byte 0xf8 at line 2, column 15"),
+        ("daktela:\n  database: x\n".encode("utf-16"), "is UTF-16 text; save it as UTF-8"),
+    ],
+)
+def test_a_file_that_is_not_utf8_says_where(config_file: Path, data: bytes, message: str) -> None:
+    config_file.write_bytes(data)
+    error = _error(config_file)
+    # was 'cannot read configuration file: UnicodeDecodeError', naming neither the byte nor the line
+    assert str(error).startswith(f"sync.yaml: configuration file {message}")
+
+
+def test_a_utf8_bom_is_ignored(config_file: Path) -> None:
+    config_file.write_bytes(b"\xef\xbb\xbf" + config_file.read_bytes())
+    assert load_config(config_file).sync.batch_size == 100

@@ -332,7 +332,7 @@ ACT = "activity"
         (
             contact(rule(transformer=[{"name": "prefix"}])),
             "mappings[0].transformer",
-            "unknown key; allowed: cc_field, crm_field, transformers, multi_value, relation, append, value, has_value",
+            "unknown key; allowed: cc_field, crm_field, transformers, multi_value, relation, append, value",
         ),
         (
             contact(rule(append="sometimes")),

@@ -25,7 +25,7 @@ from crmsync_pipelines.config.models import (
     WebhookSection,
 )
 from crmsync_pipelines.config.validation_errors import config_error_from_validation
-from crmsync_pipelines.config.yaml_file import display_path, read_yaml_mapping
+from crmsync_pipelines.config.yaml_file import display_path, file_problem, read_yaml_mapping
 from crmsync_pipelines.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -101,8 +101,11 @@ def _load_entity_mapping(
     from crmsync_pipelines.mapping import load_mapping  # the mapping package imports config helpers
 
     resolved = _resolve(base, mapping_file)
-    if not resolved.is_file():
+    problem = file_problem(resolved)
+    if problem == "not found":
         raise ConfigError(f"mapping file not found: {resolved}", file=shown, path=where)
+    if problem is not None:
+        raise ConfigError(f"mapping file {resolved} {problem}", file=shown, path=where)
     mapping = load_mapping(resolved, registry)
     if mapping.entity != expected:
         raise ConfigError(

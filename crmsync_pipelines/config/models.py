@@ -15,11 +15,11 @@ import re
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -45,6 +45,26 @@ class _Strict(BaseModel):
     # Numbers become strings where a string is expected: YAML reads an all-digit token or
     # database name as an int, and the PHP SDK cast them to strings.
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+def usable_path(path: Path) -> Path:
+    """``path`` unchanged, or a ``ValueError`` for one no file system call can take.
+
+    A NUL character (the OS refuses it: Python raised a raw ``ValueError`` at the first
+    ``stat``) and ``~user`` of a user this machine does not know (``expanduser`` raised a raw
+    ``RuntimeError``) are refused when the config is validated, naming the key.
+    """
+    if "\x00" in str(path):
+        raise ValueError("a path cannot contain a NUL character")
+    try:
+        path.expanduser()
+    except RuntimeError:
+        raise ValueError(f"cannot expand {path.parts[0]!r}: no such user's home directory on this machine") from None
+    return path
+
+
+#: A path from ``sync.yaml``, checked by ``usable_path``.
+ConfigPath = Annotated[Path, AfterValidator(usable_path)]
 
 
 def _not_a_boolean(value: Any) -> Any:
@@ -82,9 +102,14 @@ class DaktelaSection(_Strict):
     # Numeric knobs are bounded here so `crmsync validate` refuses what the client would die on.
     #: Per-request timeout; more than 0, at most an hour.
     timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
-    #: Requests per second to the instance; 0 turns the client's limiter off.
-    rate_limit_per_s: float = Field(default=20.0, ge=0, le=10_000, allow_inf_nan=False)
+    #: A ceiling on requests per second to the instance; 0 (the default): none, the writes
+    #: adapt their concurrency to the server instead (AIMD between the next two knobs).
+    rate_limit_per_s: float = Field(default=0.0, ge=0, le=10_000, allow_inf_nan=False)
+    #: Writes in flight at the start of a run (and the fixed number when it is at least
+    #: ``max_write_concurrency``).
     write_concurrency: int = Field(default=4, ge=1, le=64)
+    #: The most writes in flight adaptive concurrency grows to while latency and errors stay flat.
+    max_write_concurrency: int = Field(default=32, ge=1, le=256)
     max_retries: int = Field(default=5, ge=0, le=50)
     #: Records per list request; Daktela's ``take`` is at most 1000.
     page_size: int = Field(default=1000, ge=1, le=1000)
@@ -92,8 +117,8 @@ class DaktelaSection(_Strict):
     lookup_chunk_size: int = Field(default=200, ge=1, le=1000)
 
     _numbers = field_validator(
-        "timeout_s", "rate_limit_per_s", "write_concurrency", "max_retries", "page_size", "lookup_chunk_size",
-        mode="before",
+        "timeout_s", "rate_limit_per_s", "write_concurrency", "max_write_concurrency", "max_retries", "page_size",
+        "lookup_chunk_size", mode="before",
     )(_not_a_boolean)
 
     @field_validator("timezone")
@@ -148,7 +173,7 @@ def _check_instance_url(value: str) -> None:
 
 
 class AutoCreateContact(_Strict):
-    mapping_file: Path | None = None
+    mapping_file: ConfigPath | None = None
     skip_if_empty: list[str] = Field(default_factory=list)
     skip_if_exists: list[str] = Field(default_factory=list)
     skip_if_exists_mode: Literal["all", "any"] = "all"
@@ -163,7 +188,7 @@ class AutoCreateContact(_Strict):
 class EntityConfig(_Strict):
     enabled: bool = False
     direction: Direction
-    mapping_file: Path | None = None
+    mapping_file: ConfigPath | None = None
     activity_types: list[ActivityType] = Field(default_factory=list)
     auto_create_contact: AutoCreateContact | None = None
     #: Activities only: how long after creation an activity is considered settled (up to a week).
@@ -193,7 +218,7 @@ class CustomEntity(_Strict):
     direction: Direction
     source: str
     target: Literal["contact", "account"]
-    mapping_file: Path | None = None
+    mapping_file: ConfigPath | None = None
     enabled: bool = False
     mapping: Any = Field(default=None, exclude=True)
 
@@ -222,7 +247,7 @@ class WebhookSection(_Strict):
     """The receiver's settings; the body limits are explained in ``docs/webhooks.md`` ("Limits")."""
 
     secret: str = Field(default="", repr=False)
-    inbox_path: Path = Path("data/webhook-inbox.sqlite")
+    inbox_path: ConfigPath = Path("data/webhook-inbox.sqlite")
     max_body_bytes: int = Field(default=262_144, ge=1, le=16_777_216)
     #: Nesting levels of a body (``{"a": 1}`` is 1); PHP's own default limit is 64.
     max_depth: int = Field(default=32, ge=1, le=64)
@@ -248,7 +273,7 @@ class CrmSection(BaseModel):
 
 
 class StagingSection(_Strict):
-    path: Path = Path("data/crmsync.duckdb")
+    path: ConfigPath = Path("data/crmsync.duckdb")
     #: 0 means "try once, do not wait"; at most a day.
     lock_timeout_s: float = Field(default=120.0, ge=0, le=86_400, allow_inf_nan=False)
     keep_batches: int = Field(default=5, ge=1, le=1_000)
@@ -272,8 +297,11 @@ class SyncConfig(_Strict):
     partitions: PartitionsSection = Field(default_factory=PartitionsSection)
 
     def resolve_path(self, value: str | Path) -> Path:
-        """A path from the config, relative to the directory of ``sync.yaml`` (for adapters' own keys)."""
-        path = Path(value).expanduser()
+        """A path from the config, relative to the directory of ``sync.yaml`` (for adapters' own keys).
+
+        Raises ``ValueError`` for a path ``usable_path`` refuses (a NUL, an unknown ``~user``).
+        """
+        path = usable_path(Path(value)).expanduser()
         if path.is_absolute() or self.source_path is None:
             return path
         return (self.source_path.parent / path).resolve()

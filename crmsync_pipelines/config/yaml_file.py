@@ -169,14 +169,43 @@ def load_yaml_text(text: str) -> Any:
         loader.dispose()
 
 
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a config file (``not found``, ``is a directory`` ...), or None.
+
+    A directory, a FIFO or a device is named as what it is: "not found" for a path that exists
+    sent users looking for a typo, and reading a FIFO or ``/dev/zero`` would block or never end.
+    """
+    try:
+        if path.is_file():
+            return None
+        if path.is_dir():
+            return "is a directory, not a file"
+        if path.exists():
+            return "is not a regular file (a FIFO, socket or device)"
+    except (OSError, ValueError):  # a NUL in the path, a symlink loop, a name too long
+        return "is not a usable path"
+    return "not found"
+
+
+def _undecodable(data: bytes, exc: UnicodeDecodeError) -> str:
+    """Where the first byte that is not UTF-8 is, as line and column (1-based)."""
+    before = data[: exc.start]
+    line = before.count(b"\n") + 1
+    column = exc.start - (before.rfind(b"\n") + 1) + 1
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "is UTF-16 text; save it as UTF-8"
+    return f"is not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, column {column} (save the file as UTF-8)"
+
+
 def read_yaml_document(path: Path, *, kind: str) -> Any:
     """The parsed document of ``path`` (any YAML value), within the size, depth and alias limits.
 
     Raises ``ConfigError`` naming the file for a missing, unreadable, oversized or invalid file.
     """
     shown = display_path(path)
-    if not path.is_file():
-        raise ConfigError(f"{kind} not found", file=shown)
+    problem = file_problem(path)
+    if problem is not None:
+        raise ConfigError(f"{kind} {problem}", file=shown)
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -188,7 +217,9 @@ def read_yaml_document(path: Path, *, kind: str) -> Any:
         if len(data) > MAX_FILE_BYTES:  # the file grew after stat()
             raise ConfigError(f"{kind} is larger than the limit of {MAX_FILE_BYTES:,} bytes (1 MiB)", file=shown)
         text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{kind} {_undecodable(data, exc)}", file=shown) from None
+    except OSError as exc:
         raise ConfigError(f"cannot read {kind}: {type(exc).__name__}", file=shown) from None
     try:
         return load_yaml_text(text)

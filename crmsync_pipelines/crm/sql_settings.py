@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from crmsync_pipelines.config.models import usable_path
 from crmsync_pipelines.crm.modified_time import ModifiedFormat
 from crmsync_pipelines.errors import ConfigError
 
@@ -108,6 +109,7 @@ class SqlCrmSettings(_Strict):
     def _path_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must name the SQLite file (a path or sqlite:///path)")
+        usable_path(Path(value.strip().removeprefix(_SQLITE_URL_PREFIX)))  # NUL, unknown ~user
         return value
 
     def database_path(self, base_dir: Path) -> Path:
