@@ -506,3 +506,19 @@ def test_a_file_that_is_not_utf8_says_where(config_file: Path, data: bytes, mess
 def test_a_utf8_bom_is_ignored(config_file: Path) -> None:
     config_file.write_bytes(b"\xef\xbb\xbf" + config_file.read_bytes())
     assert load_config(config_file).sync.batch_size == 100
+
+
+@pytest.mark.parametrize("start", ["0001-01-02", "0999-12-31", "1969-12-31", "2101-01-01", "9999-12-31"])
+def test_partition_start_dates_dagster_cannot_hold_are_refused(config_file: Path, start: str) -> None:
+    # 0001-01-02 passed validate, then the Dagster code location failed to load: strftime writes
+    # year 1 as '1-01-02', which Dagster cannot parse back (DagsterInvalidDefinitionError)
+    _set(config_file, "partitions.start_date", start)
+    assert str(_error(config_file)) == (
+        f"sync.yaml: partitions.start_date: start_date {start} is outside 1970-01-01..2100-12-31"
+    )
+
+
+@pytest.mark.parametrize("start", ["1970-01-01", "2100-12-31", "2024-02-29"])
+def test_partition_start_dates_at_the_edges_load(config_file: Path, start: str) -> None:
+    _set(config_file, "partitions.start_date", start)
+    assert load_config(config_file).partitions.start_date.isoformat() == start

@@ -281,9 +281,23 @@ class StagingSection(_Strict):
     _numbers = field_validator("lock_timeout_s", "keep_batches", mode="before")(_not_a_boolean)
 
 
+#: Partition start dates crmsync accepts: Dagster formats partition keys with ``strftime``,
+#: which writes year 1 as ``1-01-01`` and then cannot read it back (the code location failed
+#: to load with a raw ``DagsterInvalidDefinitionError``), and no sync starts before 1970.
+START_DATE_RANGE = (date(1970, 1, 1), date(2100, 12, 31))
+
+
 class PartitionsSection(_Strict):
     granularity: Literal["daily", "hourly"] = "daily"
     start_date: date = date(2026, 1, 1)
+
+    @field_validator("start_date")
+    @classmethod
+    def _plausible_start(cls, value: date) -> date:
+        low, high = START_DATE_RANGE
+        if not low <= value <= high:
+            raise ValueError(f"start_date {value.isoformat()} is outside {low.isoformat()}..{high.isoformat()}")
+        return value
 
 
 class SyncConfig(_Strict):
