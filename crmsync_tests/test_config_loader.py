@@ -395,7 +395,7 @@ ENTITY = "sync:\n  entities:\n    {name}: {{{fields}}}\n"
             "daktela:\n  instance_uri: https://x\n",
             "daktela.instance_uri",
             "unknown key; allowed: instance_url, access_token, database, timezone, timeout_s, rate_limit_per_s, "
-            "write_concurrency, max_retries, page_size, lookup_chunk_size",
+            "write_concurrency, max_write_concurrency, max_retries, page_size, lookup_chunk_size",
         ),
         (
             "daktela:\n  timezone: Europe/Brno\n",
@@ -455,7 +455,7 @@ def test_several_errors_are_all_listed(tmp_path: Path) -> None:
     lines = str(config_error(path)).splitlines()
     assert lines == [
         f"{path}: daktela.databse: unknown key; allowed: instance_url, access_token, database, timezone, timeout_s, "
-        "rate_limit_per_s, write_concurrency, max_retries, page_size, lookup_chunk_size",
+        "rate_limit_per_s, write_concurrency, max_write_concurrency, max_retries, page_size, lookup_chunk_size",
         f"{path}: sync.batch_size: expected an integer, got 'abc'; allowed: 1..1000",
     ]
 

@@ -32,6 +32,7 @@ from crmsync_pipelines.daktela.errors import (
 )
 from crmsync_pipelines.daktela.filters import And, F, Filter, Or
 from crmsync_pipelines.daktela.normalize import normalize_record
+from crmsync_pipelines.daktela.ratelimit import AdaptiveConcurrency
 from crmsync_pipelines.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ class DaktelaAdapter:
             timeout_s=section.timeout_s,
             max_retries=section.max_retries,
             rate_limit_per_s=section.rate_limit_per_s or None,
+            write_concurrency=AdaptiveConcurrency(section.write_concurrency, section.max_write_concurrency),
         )
         return cls(
             client,
@@ -137,10 +139,23 @@ class DaktelaAdapter:
             pool.shutdown(wait=True, cancel_futures=True)
         self.client.close()
 
+    @property
+    def max_write_concurrency(self) -> int:
+        """Threads of the writer pool: the adaptive maximum when the client adapts its write
+        concurrency (``DaktelaClient.write_concurrency``), else ``write_concurrency``."""
+        gate = self.client.write_concurrency
+        return max(self.write_concurrency, gate.maximum) if gate is not None else self.write_concurrency
+
+    def write_pace(self) -> dict[str, float | int]:
+        """Current writes in flight allowed, peak, writes/s and overloads (empty without adaptation)."""
+        gate = self.client.write_concurrency
+        return gate.snapshot() if gate is not None else {}
+
     def _writer_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.write_concurrency, thread_name_prefix="daktela-write")
+                self._pool = ThreadPoolExecutor(max_workers=self.max_write_concurrency,
+                                                thread_name_prefix="daktela-write")
             return self._pool
 
     # -- health -------------------------------------------------------------------------------
@@ -435,6 +450,12 @@ class DaktelaAdapter:
                 attempt += 1
 
     def _apply_one(self, op: WriteOp, refused: list[DaktelaAuthError]) -> WriteResult:
+        # The refusal is checked once the write has its slot (adaptive concurrency), right
+        # before sending: a thread that waited for a slot must not send after a 401/403.
+        with self.client.write_slot():
+            return self._apply_in_slot(op, refused)
+
+    def _apply_in_slot(self, op: WriteOp, refused: list[DaktelaAuthError]) -> WriteResult:
         if refused:
             return WriteResult(op=op, record=None, error=_not_sent(refused[0]))
         try:
@@ -470,7 +491,7 @@ class DaktelaAdapter:
         lazily, so a huge stream is never held in memory at once.
         """
         pending: set[Future[WriteResult]] = set()
-        limit = max(1, queue_limit if queue_limit is not None else self.write_concurrency * 2)
+        limit = max(1, queue_limit if queue_limit is not None else self.max_write_concurrency * 2)
         op_iter = iter(ops)
         exhausted = False
         refused: list[DaktelaAuthError] = []

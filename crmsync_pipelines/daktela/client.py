@@ -18,7 +18,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -37,7 +38,7 @@ from crmsync_pipelines.daktela.errors import (
     DaktelaValidationError,
 )
 from crmsync_pipelines.daktela.filters import Filter, SortSpec, encode_fields, encode_filter, encode_sort
-from crmsync_pipelines.daktela.ratelimit import TokenBucket
+from crmsync_pipelines.daktela.ratelimit import AdaptiveConcurrency, TokenBucket
 from crmsync_pipelines.daktela.retry import RetryPolicy, parse_retry_after
 
 logger = logging.getLogger("crmsync.daktela")
@@ -174,6 +175,7 @@ class DaktelaClient:
         backoff_max_s: float = 30.0,
         max_retry_after_s: float = 120.0,
         transport: httpx.BaseTransport | None = None,
+        write_concurrency: AdaptiveConcurrency | None = None,
     ) -> None:
         if not access_token:
             raise ValueError("Daktela access_token is empty")
@@ -187,6 +189,9 @@ class DaktelaClient:
             max_retry_after_s=max_retry_after_s,
         )
         self._limiter = TokenBucket(rate_limit_per_s) if rate_limit_per_s else None
+        #: Writes (POST/PUT/DELETE) in flight, adapted to the server (AIMD); None: unbounded here.
+        self.write_concurrency = write_concurrency
+        self._slot = threading.local()
         self._token = access_token
         self._stats = CallStats()
         self._token_accepted = False
@@ -344,14 +349,17 @@ class DaktelaClient:
         """Send with pacing and retries; returns the decoded envelope (``None`` for empty bodies)."""
         path = f"/api/v6/{relative_path}"
         attempt = 0
+        gate = self.write_concurrency if method != "GET" and not getattr(self._slot, "held", False) else None
         while True:
+            if gate is not None:
+                gate.acquire()
             if self._limiter is not None:
                 self._limiter.acquire()
             self._stats.count_request(method)
             started = time.monotonic()
             error: DaktelaError
             try:
-                response = self._http.request(method, relative_path, params=tuple(params or ()), json=json)
+                response = self._send(method, relative_path, params, json, gate, started)
             except httpx.TimeoutException:
                 error = DaktelaTransportError(
                     f"Daktela {self.instance_url}: {method} {path} timed out after {self.timeout_s:g}s",
@@ -394,6 +402,56 @@ class DaktelaClient:
             logger.info("%s %s failed (%s); retry %d in %.2fs", method, path, type(error).__name__, attempt + 1, delay)
             time.sleep(delay)
             attempt += 1
+
+    @contextmanager
+    def write_slot(self) -> Iterator[None]:
+        """Hold one adaptive write slot around several requests of one write (a create with its
+        landed-lookup and re-POST): the caller decides to send only once it has the slot, and
+        the requests inside do not take another. Without adaptive concurrency: a no-op."""
+        gate = self.write_concurrency
+        if gate is None or getattr(self._slot, "held", False):
+            yield
+            return
+        gate.acquire()
+        self._slot.held, self._slot.latency_s = True, None
+        try:
+            yield
+        finally:
+            self._slot.held = False
+            gate.release(self._slot.latency_s, overloaded=False)
+
+    def _send(self, method: str, relative_path: str, params: QueryParams | None, json: dict[str, Any] | None,
+              gate: AdaptiveConcurrency | None, started: float) -> httpx.Response:
+        """One HTTP exchange. For a write, what the answer says about the server's load goes to
+        the adaptive concurrency (429, 5xx, ``Retry-After``, no answer: overloaded) — with the
+        slot's release, or at once when the write holds its slot (``write_slot``)."""
+        held = method != "GET" and getattr(self._slot, "held", False)
+        if gate is None and not held:
+            return self._http.request(method, relative_path, params=tuple(params or ()), json=json)
+        adaptive = self.write_concurrency
+        assert adaptive is not None
+        try:
+            response = self._http.request(method, relative_path, params=tuple(params or ()), json=json)
+        except httpx.TransportError:
+            if gate is not None:
+                gate.release(None, overloaded=True)
+            else:
+                adaptive.signal_overload()
+            raise
+        except BaseException:
+            if gate is not None:
+                gate.release(None, overloaded=False)
+            raise
+        status = response.status_code
+        overloaded = status == 429 or status >= 500 or "Retry-After" in response.headers
+        latency_s = time.monotonic() - started
+        if gate is not None:
+            gate.release(latency_s, overloaded=overloaded)
+        elif overloaded:
+            adaptive.signal_overload()
+        else:
+            self._slot.latency_s = latency_s
+        return response
 
     def _rate_limit_wait(self, response: httpx.Response, method: str, path: str, attempt: int) -> float:
         """How long to wait after a 429, or raise when the budget (count or wait) is exhausted."""

@@ -409,6 +409,7 @@ def _bounds(window: Window) -> tuple[Any, Any]:
 def _merge(report: StageReport, outcome: LoadOutcome) -> None:
     for key, value in outcome.counts.items():
         report.counts[key] = report.counts.get(key, 0) + value
+    report.metadata.update(outcome.metadata)
     report.failures.extend(outcome.failures[: max(0, 20 - len(report.failures))])
 
 

@@ -70,6 +70,8 @@ class SimulatorApp:
         self.limiter = RateLimiter(config.rate_limit, config.rate_window_s, config.rate_limit_retry_after)
         self.log = RequestLog(config.request_log_max)
         self.latency_ms = config.latency_ms
+        #: API requests being served right now (for ``max_concurrent``); one event loop, no lock needed.
+        self.in_flight = 0
         target = None
         if config.webhook_url:
             target = WebhookTarget(config.webhook_url, config.webhook_secret, config.webhook_format)
@@ -132,6 +134,20 @@ class SimulatorApp:
         if retry_after is not None:
             record.status, record.fault = 429, "rate_limiter"
             return self._rate_limited(retry_after)
+        cap = self.config.max_concurrent
+        if cap is not None and self.in_flight >= cap:
+            record.status, record.fault = 429, "max_concurrent"
+            return self._rate_limited("1")
+        self.in_flight += 1
+        try:
+            return await self._served(request, method, path, query, body, body_json, record)
+        finally:
+            self.in_flight -= 1
+
+    async def _served(
+        self, request: Request, method: str, path: str, query: dict[str, Any], body: bytes, body_json: Any,
+        record: RequestRecord,
+    ) -> Response:
         fault = self.faults.take(method, path)
         if fault is not None:
             record.fault = fault.kind

@@ -28,6 +28,8 @@ class SimulatorConfig:
     rate_limit: int | None = None
     rate_window_s: float = 1.0
     rate_limit_retry_after: Literal["seconds", "http-date"] = "seconds"
+    #: Requests the instance serves at once; one more gets 429 with ``Retry-After: 1``. None: no cap.
+    max_concurrent: int | None = None
     take_max: int = 1000
     take_max_mode: Literal["clamp", "error"] = "clamp"
     default_take: int = 100

@@ -644,11 +644,42 @@ class StagingStore:
             con.unregister("diff_frame")
 
     # -- ledger and failed records --------------------------------------------------------------
-    def record_results(self, run_id: str, batch_id: str | None, entity: str, results: Sequence[RecordResult]) -> None:
-        """Ledger rows, synced-state memory and dead letters for a chunk of results, in one transaction."""
+    def record_results(self, run_id: str, batch_id: str | None, entity: str, results: Sequence[RecordResult],
+                       *, ledger: bool = True, settle: bool = True) -> None:
+        """Ledger rows, synced-state memory and dead letters for a chunk of results, in one transaction.
+
+        The streaming write loop splits this in two: ``settle=False`` while writing (ledger rows
+        and dead letters only: one insert per commit, so commits stay cheap while writes are in
+        flight), then ``ledger=False`` once per chunk (the ``synced_state`` memory of what
+        landed, and dead letters of records that succeeded now removed). A crash in between
+        loses no record: the ledger has it, and a key missing from ``synced_state`` is only
+        re-read by the next run (never written twice).
+        """
         if not results:
             return
         now = _now()
+        ok = [r for r in results if r.outcome in ("created", "updated", "unchanged")]
+        remembered = {
+            r.lookup_key: r for r in ok if r.remember and r.lookup_key and r.payload_hash is not None
+        } if settle else {}
+        failed = {r.source_id: r for r in results if r.outcome == "failed"} if ledger else {}
+        with self.connect() as con:
+            if ledger:
+                self._append_ledger(con, run_id, batch_id, entity, results, now)
+            if remembered:
+                self._remember(con, run_id, entity, remembered, now)
+            succeeded = sorted({r.source_id for r in ok} - {r.source_id for r in results if r.outcome == "failed"})
+            if settle and succeeded:
+                con.execute(
+                    "DELETE FROM failed_records WHERE entity = ? AND source_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [entity, succeeded],
+                )
+            if failed:
+                self._dead_letters(con, run_id, entity, failed, now)
+
+    @staticmethod
+    def _append_ledger(con: duckdb.DuckDBPyConnection, run_id: str, batch_id: str | None, entity: str,
+                       results: Sequence[RecordResult], now: datetime) -> None:
         ledger = pd.DataFrame(
             {
                 "run_id": run_id,
@@ -665,63 +696,57 @@ class StagingStore:
                 "recorded_at": now,
             }
         )
-        ok = [r for r in results if r.outcome in ("created", "updated", "unchanged")]
-        remembered = {
-            r.lookup_key: r for r in ok if r.remember and r.lookup_key and r.payload_hash is not None
-        }
-        failed = {r.source_id: r for r in results if r.outcome == "failed"}
-        with self.connect() as con:
-            con.register("ledger_frame", ledger)
-            con.execute("INSERT INTO ledger SELECT * FROM ledger_frame")
-            con.unregister("ledger_frame")
-            if remembered:
-                state = pd.DataFrame(
-                    {
-                        "entity": entity,
-                        "lookup_key": list(remembered),
-                        "source_id": [r.source_id for r in remembered.values()],
-                        "target_id": [r.target_id for r in remembered.values()],
-                        "payload_hash": [r.payload_hash for r in remembered.values()],
-                        "synced_at": now,
-                        "run_id": run_id,
-                    }
-                )
-                con.register("state_frame", state)
-                con.execute("INSERT OR REPLACE INTO synced_state SELECT * FROM state_frame")
-                con.unregister("state_frame")
-            succeeded = sorted({r.source_id for r in ok} - set(failed))
-            if succeeded:
-                con.execute(
-                    "DELETE FROM failed_records WHERE entity = ? AND source_id IN (SELECT unnest(?::VARCHAR[]))",
-                    [entity, succeeded],
-                )
-            if failed:
-                dead = pd.DataFrame(
-                    {
-                        "entity": entity,
-                        "source_id": list(failed),
-                        "lookup_key": [r.lookup_key for r in failed.values()],
-                        "error_class": [r.error_class or "transient" for r in failed.values()],
-                        "error_message": [r.error_message for r in failed.values()],
-                        "attempts": 1,
-                        "first_failed_at": now,
-                        "last_failed_at": now,
-                        "last_run_id": run_id,
-                        "payload": [dumps(r.payload) if r.payload is not None else None for r in failed.values()],
-                        "payload_hash": [r.payload_hash for r in failed.values()],
-                    }
-                )
-                con.register("dead_frame", dead)
-                con.execute(
-                    "INSERT INTO failed_records SELECT entity, source_id, lookup_key, error_class, error_message, "
-                    "attempts, first_failed_at, last_failed_at, last_run_id, payload::JSON, payload_hash "
-                    "FROM dead_frame ON CONFLICT (entity, source_id) DO UPDATE SET "
-                    "lookup_key = excluded.lookup_key, error_class = excluded.error_class, "
-                    "error_message = excluded.error_message, attempts = failed_records.attempts + 1, "
-                    "last_failed_at = excluded.last_failed_at, last_run_id = excluded.last_run_id, "
-                    "payload = excluded.payload, payload_hash = excluded.payload_hash"
-                )
-                con.unregister("dead_frame")
+        con.register("ledger_frame", ledger)
+        con.execute("INSERT INTO ledger SELECT * FROM ledger_frame")
+        con.unregister("ledger_frame")
+
+    @staticmethod
+    def _remember(con: duckdb.DuckDBPyConnection, run_id: str, entity: str, remembered: dict[str, RecordResult],
+                  now: datetime) -> None:
+        state = pd.DataFrame(
+            {
+                "entity": entity,
+                "lookup_key": list(remembered),
+                "source_id": [r.source_id for r in remembered.values()],
+                "target_id": [r.target_id for r in remembered.values()],
+                "payload_hash": [r.payload_hash for r in remembered.values()],
+                "synced_at": now,
+                "run_id": run_id,
+            }
+        )
+        con.register("state_frame", state)
+        con.execute("INSERT OR REPLACE INTO synced_state SELECT * FROM state_frame")
+        con.unregister("state_frame")
+
+    @staticmethod
+    def _dead_letters(con: duckdb.DuckDBPyConnection, run_id: str, entity: str, failed: dict[str, RecordResult],
+                      now: datetime) -> None:
+        dead = pd.DataFrame(
+            {
+                "entity": entity,
+                "source_id": list(failed),
+                "lookup_key": [r.lookup_key for r in failed.values()],
+                "error_class": [r.error_class or "transient" for r in failed.values()],
+                "error_message": [r.error_message for r in failed.values()],
+                "attempts": 1,
+                "first_failed_at": now,
+                "last_failed_at": now,
+                "last_run_id": run_id,
+                "payload": [dumps(r.payload) if r.payload is not None else None for r in failed.values()],
+                "payload_hash": [r.payload_hash for r in failed.values()],
+            }
+        )
+        con.register("dead_frame", dead)
+        con.execute(
+            "INSERT INTO failed_records SELECT entity, source_id, lookup_key, error_class, error_message, "
+            "attempts, first_failed_at, last_failed_at, last_run_id, payload::JSON, payload_hash "
+            "FROM dead_frame ON CONFLICT (entity, source_id) DO UPDATE SET "
+            "lookup_key = excluded.lookup_key, error_class = excluded.error_class, "
+            "error_message = excluded.error_message, attempts = failed_records.attempts + 1, "
+            "last_failed_at = excluded.last_failed_at, last_run_id = excluded.last_run_id, "
+            "payload = excluded.payload, payload_hash = excluded.payload_hash"
+        )
+        con.unregister("dead_frame")
 
     def record_unchanged(self, run_id: str, batch_id: str, entity: str) -> int:
         """Set-wise: every loadable row of the batch whose payload hash equals ``synced_state``
