@@ -272,3 +272,33 @@ def test_php_letter_combinations(value: str, source: str, expected: str | None) 
 def test_century_years_that_are_not_leap_years_are_refused(value: str) -> None:
     with pytest.raises(RefusedValueError, match="day is out of range for month"):
         fmt(value, **{"from": "j.n.Y G:i", "to": "c"})
+
+
+@pytest.mark.parametrize(
+    ("value", "params", "expected"),
+    [
+        # America/Sao_Paulo moved clocks from 00:00 to 01:00 on 2018-11-04: the *date* still exists
+        ("2018-11-04", {"from": "Y-m-d", "to": "Y-m-d"}, "2018-11-04"),
+        ("2018-11-04", {"from": "Y-m-d", "to": "c"}, "2018-11-04T01:00:00-02:00"),  # where the day starts (PHP)
+        ("4.11.2018", {"to": "Y-m-d"}, "2018-11-04"),  # the j.n.Y fallback
+        ("November 4, 2018", {"to": "Y-m-d"}, "2018-11-04"),
+        ("20181104", {"to": "Y-m-d"}, "2018-11-04"),  # ISO-8601 basic
+    ],
+)
+def test_a_date_whose_midnight_dst_skips_is_still_that_date(value: str, params: dict[str, Any], expected: str) -> None:
+    # was refused: '2018-11-04 00:00:00 does not exist in America/Sao_Paulo'
+    assert fmt(value, from_tz="America/Sao_Paulo", **params) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "zone", "source"),
+    [
+        ("2018-11-04 00:30:00", "America/Sao_Paulo", "Y-m-d H:i:s"),  # a written time in the gap
+        ("2018-11-04T00:00", "America/Sao_Paulo", "Y-m-d H:i:s"),  # a written midnight (ISO fallback)
+        ("04.11.2018 00:00", "America/Sao_Paulo", "d.m.Y H:i"),
+        ("2011-12-30", "Pacific/Apia", "Y-m-d"),  # Samoa skipped the whole day
+    ],
+)
+def test_times_and_whole_days_a_zone_skips_stay_refused(value: str, zone: str, source: str) -> None:
+    with pytest.raises(RefusedValueError, match="does not exist in"):
+        fmt(value, **{"from": source, "to": "c", "from_tz": zone})

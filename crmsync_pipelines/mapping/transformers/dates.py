@@ -12,6 +12,7 @@ through unchanged.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -42,6 +43,8 @@ _FALLBACK_FORMATS = (
     "Y/m/d", "Y/m/d G:i", "Y/m/d G:i:s", "D, d M Y H:i:s O", "D, j M Y H:i:s O",
 )  # fmt: skip
 _FALLBACK_PARSERS = tuple(compile_parser(fmt) for fmt in _FALLBACK_FORMATS)
+#: ISO-8601 basic format's time designator (``20250115T1030``).
+_ISO_BASIC_TIME = re.compile(r"\dT\d", re.IGNORECASE)
 
 
 class _UnknownInstanceZone(tzinfo):
@@ -82,18 +85,34 @@ def _zone(params: dict[str, Any], key: str) -> tzinfo | None:
         ) from None
 
 
-def _localize(moment: datetime, zone: tzinfo) -> datetime:
+def _localize(moment: datetime, zone: tzinfo, *, date_only: bool = False) -> datetime:
     """A naive wall time in ``zone``; a time the zone skips (a DST gap) is refused.
 
     A time the zone repeats (the hour after DST ends) is its first occurrence (``fold=0``),
-    as PHP reads it.
+    as PHP reads it. A *date* written without a time is that day even where its midnight is
+    skipped (America/Sao_Paulo moved clocks at 00:00 until 2019): it starts when the gap
+    ends, as PHP reads it; a whole skipped day (Pacific/Apia, 2011-12-30) is refused.
     """
     aware = moment.replace(tzinfo=zone)
     if isinstance(zone, ZoneInfo):
         back = aware.astimezone(UTC).astimezone(zone)
         if back.replace(tzinfo=None) != moment:
+            if date_only and back.date() == moment.date():
+                return back
             raise ImpossibleDateError(f"{moment.isoformat(' ')} does not exist in {zone.key} (clocks skip it for DST)")
     return aware
+
+
+def _has_time(value: object, parser: PhpDateParser) -> bool:
+    """Whether the value names a time of day, not only a date (see ``_localize``)."""
+    if isinstance(value, datetime):
+        return True
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if parser.pattern.fullmatch(text):
+        return parser.has_time
+    return ":" in text or _ISO_BASIC_TIME.search(text) is not None  # the fallbacks and ISO-8601
 
 
 def _parse_text(text: str, parser: PhpDateParser) -> datetime | None:
@@ -155,7 +174,12 @@ def date_format(params: dict[str, Any], registry: TransformerRegistry) -> Compil
         try:
             moment = moment_of(value)
             if moment.tzinfo is None:
-                moment = _localize(moment, from_zone)
+                try:
+                    moment = _localize(moment, from_zone)
+                except ImpossibleDateError:
+                    if _has_time(value, parser):  # asked only in a DST gap: a regex match is not free
+                        raise
+                    moment = _localize(moment, from_zone, date_only=True)
             if to_zone is not None:
                 moment = moment.astimezone(to_zone)
             return render(moment)
