@@ -113,13 +113,14 @@ def test_config_view_of_a_broken_file_exits_1(tmp_path: Path) -> None:
     assert code == 1 and "Configuration error" in out
 
 
-def test_validate_warns_that_enabled_custom_entities_are_not_synced(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_lists_enabled_custom_entities(monkeypatch: pytest.MonkeyPatch) -> None:
     php_sdk = Path(__file__).parent / "data" / "config" / "php_sdk" / "sync.yaml"
     for name in ("DAKTELA_URL", "DAKTELA_TOKEN", "DAKTELA_DB", "WEBHOOK_SECRET", "RAYNET_INSTANCE", "RAYNET_API_KEY"):
         monkeypatch.setenv(name, "x" if name != "DAKTELA_URL" else "https://acme.daktela.com")
     code, output = run("validate", "-c", str(php_sdk))
     assert code == 0, output
-    assert "warning: custom entity 'companies' is enabled, but crmsync does not sync custom entities yet" in output
+    assert "  custom:companies: CRM source 'company' -> Daktela accounts, " in output
+    assert "does not sync" not in output
     assert "'leads'" not in output  # disabled entries are not mentioned
 
 

@@ -50,8 +50,10 @@ def validate(config_path: Path | None) -> None:
         click.echo("  warning: no entity is enabled; a sync would do nothing")
     for custom in config.sync.custom_entities:
         if custom.enabled:
-            click.echo(f"  warning: custom entity {custom.name!r} is enabled, but crmsync does not sync "
-                       "custom entities yet; it is ignored")
+            mapping = custom.mapping
+            click.echo(f"  custom:{custom.name}: CRM source {custom.source!r} -> Daktela {custom.target}s, "
+                       f"{len(mapping.mappings) if mapping else 0} rules, lookup field "
+                       f"{mapping.lookup_field if mapping else '-'} ({custom.mapping_file})")
 
 
 def _checked_adapter(path: Path, config: SyncConfig) -> str:
