@@ -478,3 +478,23 @@ def test_a_sender_that_disconnects_mid_body_leaves_nothing_and_no_traceback(
     assert client.get("/healthz").status_code == 200
     assert inbox.max_seq() == 0
     assert not [r for r in caplog.records if r.exc_info], "no traceback for a sender that went away"
+
+
+@pytest.mark.parametrize("record_id", [" padded ", "  7", "crm_ 7 "])
+def test_record_ids_are_stored_exactly_as_sent(client: httpx.Client, inbox: Inbox, record_id: str) -> None:
+    # A CRM id with surrounding spaces round-trips exactly (issue 9 §4): stripped, the sync
+    # looked up 'padded', which does not exist, and the change was never synced.
+    crm = client.post(
+        "/webhooks/crm", json={"entity_type": "contact", "entity_id": record_id}, headers={SECRET_HEADER: SECRET}
+    )
+    assert crm.status_code == 202 and crm.json()["id"] == record_id
+    daktela = _post_raw(client, f"event=call_close&name={record_id.replace(' ', '+')}".encode(), FORM)
+    assert daktela.status_code == 202 and daktela.json()["id"] == record_id
+    assert [event.record_id for event in inbox.events()] == [record_id, record_id]
+
+
+def test_a_blank_record_id_is_still_missing(client: httpx.Client, inbox: Inbox) -> None:
+    response = client.post(
+        "/webhooks/crm", json={"entity_type": "contact", "entity_id": "   "}, headers={SECRET_HEADER: SECRET}
+    )
+    _refused(response, 422, "missing record id: 'entity_id' must be a non-empty string", inbox)

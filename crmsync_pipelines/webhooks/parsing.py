@@ -210,12 +210,14 @@ def _decode_form(raw: bytes, limits: BodyLimits) -> dict[str, Any]:
 
 
 def _record_id(value: Any) -> str | None:
+    """The id exactly as sent (a CRM id ``' padded '`` is not ``'padded'``, issue 9 §4); None
+    when there is none (missing, blank, or not a string/integer)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str) and value.strip():
-        return value.strip()
+        return value
     return None
 
 
