@@ -58,7 +58,7 @@ lock-check: | $(UV)
 	$(UV) lock --check
 
 lint: $(STAMP)
-	$(BIN)/ruff check crmsync_pipelines crmsync_tests bench
+	$(BIN)/ruff check crmsync_pipelines crmsync_tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
