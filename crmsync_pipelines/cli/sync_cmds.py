@@ -109,9 +109,37 @@ def _only_waiting(report: StageReport, check_name: str) -> bool:
     return check_name == "no_failed_records" and report.failed == 0
 
 
-def _finish(reports: list[StageReport]) -> None:
+def _crm_usage_lines(reports: list[StageReport], adapter: str) -> list[str]:
+    """What the CRM's quota was charged in this run, from the adapter's ``usage()`` figures.
+
+    The adapter lives for the whole command, so the figures of the last stage cover the run:
+    requests sent, the daily budget left (of its limit, and when it resets) and whether it ran
+    out (the records not sent then wait as transient failures: docs/operations.md).
+    """
+    figures = [r.metadata for top in reports for r in (top, *top.all_side_reports()) if r.metadata]
+    latest = next((m for m in reversed(figures) if isinstance(m.get("crm_requests_used"), int)), None)
+    if latest is None:
+        return []
+    line = f"{adapter}: {latest['crm_requests_used']} requests in this run"
+    remaining = latest.get("crm_budget_remaining")
+    if isinstance(remaining, int):
+        limit = latest.get("crm_budget_limit", latest.get("crm_daily_limit"))
+        line += f"; daily budget left {remaining}" + (f" of {limit}" if isinstance(limit, int) else "")
+        resets = latest.get("crm_budget_resets_at")
+        line += f" (resets at {resets})" if isinstance(resets, str) and resets else ""
+    lines = [line]
+    if any(m.get("crm_quota_exhausted") is True for m in figures):
+        lines.append(click.style("the CRM's daily request budget is used up: the records not sent wait as "
+                                 "transient failures for the next run after the reset", fg="red"))
+    return lines
+
+
+def _finish(reports: list[StageReport], config: SyncConfig | None = None) -> None:
     rows = load_rows(reports)
     click.echo(render_table(rows, _TABLE))
+    if config is not None:
+        for line in _crm_usage_lines(reports, config.crm.adapter):
+            click.echo(line)
     _print_failures(reports, total=sum(int(row["failed"]) for row in rows))
     for report in reports:
         for check in report.checks:
@@ -160,7 +188,7 @@ def sync(config_path: Path | None, entities: tuple[str, ...], since: str | None,
         with click.progressbar(chosen, label="syncing", item_show_func=lambda e: e or "") as bar:
             for entity in bar:
                 reports.extend(engine_for(engine, entity).sync(entity, window, run_id, verify=force_full))
-    _finish(reports)
+    _finish(reports, config)
 
 
 def _change_lines(change: PlannedChange, max_fields: int) -> list[str]:
@@ -269,6 +297,8 @@ def retry_failed(config_path: Path | None, entity: str | None) -> None:
         remaining = _failed_count(engine, entity)
     rows = load_rows(reports)
     click.echo(render_table(rows, _TABLE))
+    for line in _crm_usage_lines(reports, config.crm.adapter):
+        click.echo(line)
     _print_failures(reports, total=sum(int(row["failed"]) for row in rows))
     click.echo(f"{remaining} record(s) still failed")
     if remaining:
