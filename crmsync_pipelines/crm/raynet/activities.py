@@ -196,6 +196,10 @@ class PersonIndex:
     """
 
     phones: PhoneNormaliser
+    #: Staff (persons with a user account) are never an activity's customer when crmsync does not
+    #: sync them as contacts (``contacts_exclude_users``): an internal call or an agent's own
+    #: mailbox must not land on an employee's timeline. They stay owner candidates.
+    customers_exclude_users: bool = True
     by_phone: dict[str, set[str]] = field(default_factory=dict)
     by_email: dict[str, set[str]] = field(default_factory=dict)
     company_of: dict[str, str | None] = field(default_factory=dict)
@@ -204,6 +208,13 @@ class PersonIndex:
     def add(self, person: dict[str, Any]) -> None:
         person_id = str(person.get("id"))
         info = person.get("contactInfo") or {}
+        staff = bool(person.get("userAccount") or person.get("activeUserAccount"))
+        if staff:
+            email = normalise_email(info.get("email"))
+            if email:
+                self.users_by_email[email] = person_id
+            if self.customers_exclude_users:
+                return
         for key in ("tel1", "tel2"):
             for number in self.phones.numbers(info.get(key)):
                 self.by_phone.setdefault(number, set()).add(person_id)
@@ -214,10 +225,6 @@ class PersonIndex:
         relationship = person.get("primaryRelationship") or {}
         company = relationship.get("company") if isinstance(relationship, dict) else None
         self.company_of[person_id] = _ref_text(company)
-        if person.get("userAccount") or person.get("activeUserAccount"):
-            email = normalise_email(info.get("email"))
-            if email:
-                self.users_by_email[email] = person_id
 
     def candidates(self, link: dict[str, Any], link_by: Iterable[str]) -> tuple[set[str], str | None]:
         """Persons matching the activity's phone/e-mail, and which key matched."""

@@ -451,7 +451,7 @@ class RaynetAdapter(CrmAdapter):
     def _person_index(self) -> PersonIndex:
         """All persons by phone/e-mail (and users by e-mail), one paged scan per adapter lifetime (run)."""
         if self._index is None:
-            index = PersonIndex(self._phones)
+            index = PersonIndex(self._phones, customers_exclude_users=self.settings.contacts_exclude_users)
             for page in self._pages("person", {"sortColumn": "id", "sortDirection": "ASC"}):
                 for raw in page:
                     index.add(raw)
