@@ -438,3 +438,39 @@ def test_explicit_modified_formats(tmp_path: Path) -> None:
     )
     assert [r["id"] for r in adapter.iter_contacts(T0 - timedelta(seconds=1), T0 + timedelta(seconds=1))] == ["c"]
     adapter.close()
+
+
+# -- second review: ids of every storage class round-trip through get_* -------------------------
+
+
+def test_ids_of_every_storage_class_are_found_by_the_id_the_extract_gave(tmp_path: Path) -> None:
+    """In a column without type affinity an id is stored as INTEGER, REAL, TEXT or BLOB as given.
+
+    The extract names them ``str(n)``, ``str(x)`` and the BLOB's hex; ``get_contact('1.0')``
+    compared TEXT with REAL and found nothing, so ``retry-failed`` reported such a record as
+    deleted forever. Each id must fetch its own row, never a numerically equal neighbour.
+    """
+    path = tmp_path / "typeless.sqlite"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT)")
+        con.execute("CREATE TABLE contacts (id, name TEXT, account_id, updated_at TEXT)")
+        rows: list[tuple[Any, str]] = [
+            (7, "integer"), (1.5, "real"), (2.0, "real whole"), (b"\x01\xab", "blob"), ("08", "text zero"),
+            (" padded ", "padded"), (10**20 * 1.0, "real big"),
+        ]  # fmt: skip
+        con.executemany(
+            "INSERT INTO contacts VALUES (?, ?, NULL, '2026-11-20T10:00:00Z')", [(rid, name) for rid, name in rows]
+        )
+    adapter = SqlCrmAdapter.from_settings({"path": str(path), "activities": None}, tmp_path)
+    extracted = {record["id"]: record["name"] for record in adapter.iter_contacts()}
+    assert extracted == {
+        "7": "integer", "1.5": "real", "2.0": "real whole", "01ab": "blob", "08": "text zero",
+        " padded ": "padded", "1e+20": "real big",
+    }  # fmt: skip
+    for record_id, name in extracted.items():
+        found = adapter.get_contact(record_id)
+        assert found is not None and found["name"] == name, record_id
+    assert {k: v["name"] for k, v in adapter.get_contacts([*extracted, "2", "7.0", "8"]).items()} == extracted
+    assert adapter.get_contact("2") is None  # 2 = 2.0 in SQLite, but the record's id is '2.0'
+    assert adapter.get_contact("7.0") is None
+    adapter.close()

@@ -29,6 +29,8 @@ already sits in SQLite (or is exported there). Design choices that matter to the
 from __future__ import annotations
 
 import json
+import math
+import re
 import sqlite3
 import threading
 import unicodedata
@@ -126,6 +128,40 @@ def _require_lookup_value(field: str, value: Any) -> Any:
     if not isinstance(value, (str, int, float)):
         raise ValueError(f"cannot look up by {field!r} with a {type(value).__name__} value")
     return value
+
+
+_HEX_TEXT = re.compile(r"(?:[0-9a-f]{2})+")
+#: Ids per lookup query: each id is asked as up to 3 stored values (``id_candidates``), and
+#: SQLite takes at most 32,766 parameters per statement.
+_MAX_IDS_PER_QUERY = 10_000
+
+
+def id_candidates(record_id: str) -> list[Any]:
+    """Every stored value ``_record`` shows as ``record_id``, so ids round-trip exactly.
+
+    ``_record`` turns an INTEGER id into ``str(n)``, a REAL into ``str(x)`` (``'1.0'``) and a
+    BLOB into its hex. In a column without type affinity (``CREATE TABLE t (id, ...)``) SQLite
+    compares ``'1.0' = 1.0`` as false, so ``get_contact('1.0')`` found nothing and
+    ``retry-failed`` called such a record deleted forever. Asking for each equivalent finds it.
+    """
+    candidates: list[Any] = [record_id]
+    try:
+        whole = int(record_id)
+    except ValueError:
+        pass
+    else:
+        if str(whole) == record_id:
+            candidates.append(whole)
+    try:
+        real = float(record_id)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(real) and str(real) == record_id:
+            candidates.append(real)
+    if _HEX_TEXT.fullmatch(record_id):
+        candidates.append(bytes.fromhex(record_id))
+    return candidates
 
 
 def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -512,15 +548,20 @@ class SqlCrmAdapter(CrmAdapter):
         [row], lenient = self._query(sql, params, one=True)
         return None if row is None else self._record(table, row, lenient)
 
-    def _fetch_many(self, table: _Table, column: str, values: Iterable[Any]) -> Iterator[Record]:
+    def _fetch_many(
+        self, table: _Table, column: str, values: Iterable[Any], *, ids: bool = False
+    ) -> Iterator[Record]:
+        """Rows whose ``column`` is one of ``values``; ``ids``: values are record ids (``id_candidates``)."""
         distinct = list(dict.fromkeys(v for v in values if v is not None and str(v).strip()))
-        for chunk in _chunks(distinct, self.settings.lookup_chunk_size):
-            marks = ", ".join("?" for _ in chunk)
+        size = min(self.settings.lookup_chunk_size, _MAX_IDS_PER_QUERY) if ids else self.settings.lookup_chunk_size
+        for chunk in _chunks(distinct, size):
+            params = [c for value in chunk for c in id_candidates(value)] if ids else list(chunk)
+            marks = ", ".join("?" for _ in params)
             sql = (
                 f"SELECT {table.select_list} FROM {table.quoted} "
                 f"WHERE {quote_identifier(column)} IN ({marks}) ORDER BY {table.quoted_id}"
             )
-            rows, lenient = self._query(sql, list(chunk), one=False)
+            rows, lenient = self._query(sql, params, one=False)
             for row in rows:
                 yield self._record(table, row, lenient)
 
@@ -556,7 +597,7 @@ class SqlCrmAdapter(CrmAdapter):
     def _get(self, entity: _EntityTable, record_id: str) -> Record | None:
         if record_id is None or not str(record_id).strip():
             return None
-        return self._fetch_one(entity.table, f"{quote_identifier(entity.table.id_column)} = ?", [str(record_id)])
+        return self._get_many(entity, [str(record_id)]).get(str(record_id))
 
     def _find(self, entity: _EntityTable, field: str, value: Any) -> Record | None:
         _require_lookup_value(field, value)
@@ -577,10 +618,12 @@ class SqlCrmAdapter(CrmAdapter):
         return self._stream(table, sql, [folded] * len(entity.search_columns))
 
     def _get_many(self, entity: _EntityTable, ids: Iterable[str]) -> dict[str, Record]:
+        wanted = {str(i) for i in ids}
         found: dict[str, Record] = {}
-        for record in self._fetch_many(entity.table, entity.table.id_column, (str(i) for i in ids)):
-            if record["id"] is not None:
-                found[record["id"]] = record
+        for record in self._fetch_many(entity.table, entity.table.id_column, wanted, ids=True):
+            # 1.0 = 1 in SQLite: keep only rows whose id reads back as asked, the first by id order
+            if record["id"] in wanted:
+                found.setdefault(record["id"], record)
         return found
 
     def iter_accounts(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Record]:
