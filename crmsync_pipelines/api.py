@@ -37,6 +37,8 @@ from crmsync_pipelines.engine.record_outcomes import NOT_FOUND, RecordOutcome, r
 from crmsync_pipelines.engine.reports import PlannedChange, StageReport, Window
 from crmsync_pipelines.errors import ConfigError
 
+#: Ledger entities in sync order; others (``custom:<name>``) follow in the order they ran.
+_ORDER = ("account", "auto_contact", "contact", "activity")
 #: Ledger outcomes, in the order results show them.
 OUTCOMES = ("created", "updated", "unchanged", "failed", "skipped")
 
@@ -331,7 +333,8 @@ def _result(engine: SyncEngine, run_id: str, window: Window | None, reports: lis
             not_found[side.entity] = not_found.get(side.entity, 0) + len(side.not_found)
         checks.setdefault(report.entity, []).extend(
             c.description for c in report.checks if not c.passed and c.name != "no_failed_records")
-    names = list(dict.fromkeys([*rows, *counts]))
+    seen = list(dict.fromkeys([*rows, *counts]))
+    names = sorted(seen, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), seen.index(n)))
     entities = {
         name: EntityResult(
             entity=name,

@@ -433,3 +433,41 @@ def test_a_demo_crm_from_before_partners_gets_the_table_once(tmp_path: Path) -> 
     with sqlite3.connect(path) as con:
         assert con.execute("SELECT count(*) FROM partners").fetchone()[0] == 4
         assert con.execute("SELECT count(*), max(updated_at) FROM contacts").fetchone() == before
+
+
+def test_the_library_and_the_sync_records_job_accept_a_custom_entity(
+    pipeline_world: PipelineWorld, dagster_instance: Any
+) -> None:
+    import crmsync_pipelines
+    from crmsync_pipelines.definitions import defs
+
+    world = pipeline_world
+    planned = crmsync_pipelines.plan(world.paths.config, entities=[ENTITY], since="2000-01-01")
+    assert planned.entities[ENTITY].would_create == 3 and world.writes() == 0
+    result = crmsync_pipelines.sync(world.paths.config, entities=[ENTITY], since="2000-01-01")
+    assert result.ok and list(result.entities)[-1] == ENTITY and result.entities[ENTITY].created == 3
+
+    with sqlite3.connect(world.paths.crm) as con:
+        con.execute("UPDATE partners SET last_name = 'Nováková' WHERE id = 3")
+    run = defs().resolve_job_def("sync_records").execute_in_process(
+        instance=dagster_instance,
+        run_config={"ops": {"sync_named_records": {"config": {"entity": ENTITY, "ids": ["3"]}}}},
+    )
+    assert run.success
+    rows = _ledger(world, run.run_id)
+    assert [(r["source_id"], r["outcome"]) for r in rows] == [("3", "updated")]
+    assert world.simulator.get("contacts", "partner_3")["lastname"] == "Nováková"
+
+
+def test_retry_failed_without_an_entity_covers_custom_entities(pipeline_world: PipelineWorld) -> None:
+    world = pipeline_world
+    run("sync", "--entity", "account", "--since", "2000-01-01")
+    world.simulator.add_fault(Fault(route="POST /api/v6/contacts.json", kind="status", status=503, times=None))
+    code, out = run("sync", "--entity", ENTITY, "--since", "2000-01-01")
+    assert code == 1 and int(_row(out, ENTITY)["failed"]) == 3, out
+    assert {r["error_class"] for r in StagingStore(world.paths.staging).failed_records(ENTITY)} == {"transient"}
+    world.simulator.clear_faults()
+    code, out = run("retry-failed")
+    assert code == 0, out
+    assert int(_row(out, ENTITY)["created"]) == 3
+    assert StagingStore(world.paths.staging).failed_records(ENTITY) == []

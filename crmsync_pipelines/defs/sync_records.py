@@ -52,6 +52,7 @@ def sync_records_op(context: dg.OpExecutionContext, config: SyncRecordsConfig,
                     sync_engine: SyncEngineResource) -> None:
     """Sync exactly ``config.ids`` of ``config.entity`` and report each record."""
     from crmsync_pipelines.cli.sync_ids import outcome_lines, report_outcomes
+    from crmsync_pipelines.engine.custom import all_entities, engine_for
     from crmsync_pipelines.engine.record_outcomes import NOT_FOUND, record_outcomes
     from crmsync_pipelines.errors import CrmsyncError
 
@@ -60,11 +61,11 @@ def sync_records_op(context: dg.OpExecutionContext, config: SyncRecordsConfig,
         raise dg.Failure("sync_records: `ids` names no record", allow_retries=False)
     try:
         with sync_engine.open(logger=context.log) as engine:
-            if config.entity not in engine.enabled_entities():
+            enabled = all_entities(engine)
+            if config.entity not in enabled:
                 raise dg.Failure(f"entity {config.entity!r} is not enabled in sync.yaml "
-                                 f"(enabled: {', '.join(engine.enabled_entities()) or 'none'})",
-                                 allow_retries=False)
-            report = engine.sync_ids(config.entity, ids, context.run_id)
+                                 f"(enabled: {', '.join(enabled) or 'none'})", allow_retries=False)
+            report = engine_for(engine, config.entity).sync_ids(config.entity, ids, context.run_id)  # type: ignore[arg-type]
             outcomes = report_outcomes(report, record_outcomes(engine.staging, context.run_id, config.entity, ids),
                                        ids)
     except CrmsyncError as exc:
