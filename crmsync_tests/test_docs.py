@@ -1,14 +1,14 @@
 """The docs are tested: every block marked runnable in README.md and docs/**/*.md runs as written.
 
 Convention (docs/contributing.md): put ``<!-- runnable -->`` on the line right before a fenced
-``sh``/``bash``/``shell``/``console``-free shell block or a ``python`` block. The test runs
-each marked block, in document order (README first, then docs/ alphabetically), in one
-demo world set up like ``make demo`` leaves it: a temp directory with ``data/`` (the demo
-CRM, ``sync.yaml``, the staging file with one real Dagster run in it, ``dagster_home``,
-``crmsync.env``) and the project's ``mappings/``, ``pyproject.toml`` and ``workspace.yaml``
-beside it, with the Daktela simulator serving on loopback and the environment of
-``source data/crmsync.env`` set. Shell blocks run with ``bash -euo pipefail``, Python blocks
-with the project's interpreter; a non-zero exit fails the test and prints the output.
+shell block (``sh``, ``bash``, ``shell``) or a ``python`` block. The test runs each marked
+block, in document order (README first, then docs/ alphabetically), in one demo world set up
+like ``make demo`` leaves it: a temp directory with ``data/`` (the demo CRM, ``sync.yaml``,
+``dagster_home``, ``crmsync.env``; the first sync is the README's own) and the project's
+``mappings/``, ``pyproject.toml`` and ``workspace.yaml`` beside it, with the Daktela simulator
+serving on loopback and the environment of ``source data/crmsync.env`` set. Shell blocks run
+with ``bash -euo pipefail``, Python blocks with the project's interpreter; a non-zero exit (or
+a traceback) fails the test and prints the output.
 
 Every other ``python`` block must at least compile, so a snippet cannot rot into a syntax error.
 Blocks that serve forever (``make dev``, ``crmsync simulator``) or write outside the world
@@ -158,19 +158,16 @@ def docs_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocsWorld]:
         (root / name).symlink_to(ROOT / name)
     (root / ".venv").symlink_to(Path(sys.prefix))
     paths = DemoPaths.under(root / "data")
-    ensure_demo_crm(paths, accounts=20, contacts=60)
+    ensure_demo_crm(paths, accounts=10, contacts=30)
     write_demo_config(paths)
     write_dagster_yaml(paths.dagster_home)
     with run_simulator(SimulatorConfig(db_path=paths.simulator_db, seed="demo")) as simulator:
         demo_env = demo_environment(paths, base_url=simulator.base_url, token=simulator.token)
         write_env_file(paths, demo_env)
-        with patched_environ(demo_env):
-            from crmsync_pipelines.defs.materialize import materialize_partition
-
-            with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
-                summary = materialize_partition(instance=instance, console_log_level="WARNING",
-                                                tags={"crmsync/trigger": "docs-test"})
-            assert summary.success, summary
+        # The Dagster instance exists (a doc block may read its history); the first sync is
+        # the README's own `crmsync sync` (a Dagster run here would only cost time).
+        with patched_environ(demo_env), dg.DagsterInstance.from_config(str(paths.dagster_home)):
+            pass
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("CRMSYNC_", "DAKTELA_", "DAGSTER_", "PYTEST_", "VIRTUAL_ENV"))}
         env.update(demo_env)
