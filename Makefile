@@ -4,7 +4,9 @@
 # (`uv sync --frozen`). uv is used from PATH when it is there, else bootstrapped once into
 # .uv/ through pip (so it reaches the package index the same way pip does). After changing a
 # dependency in pyproject.toml run `make lock` and commit uv.lock with it.
-PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+ifndef PYTHON
+PYTHON := $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+endif
 UV_VERSION ?= 0.13.9
 VENV := .venv
 BIN := $(VENV)/bin
