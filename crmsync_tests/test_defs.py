@@ -278,3 +278,11 @@ def test_load_assets_carry_the_freshness_policy(repo: dg.RepositoryDefinition) -
         policy = repo.asset_graph.get(dg.AssetKey.from_user_string(key)).freshness_policy
         is_load = key in ("daktela/accounts", "daktela/contacts", "crm/activities", "daktela/custom_partners")
         assert (policy == LOAD_FRESHNESS) if is_load else (policy is None), key
+
+
+def test_a_custom_entity_mapped_asset_has_its_mapping_code_version(repo: dg.RepositoryDefinition) -> None:
+    import hashlib
+
+    node = repo.asset_graph.get(dg.AssetKey(["staging", "custom_partners_mapped"]))
+    expected = hashlib.sha256((PROJECT_ROOT / "mappings" / "partners.yaml").read_bytes()).hexdigest()[:16]
+    assert node.code_version == expected

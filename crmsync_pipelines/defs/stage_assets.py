@@ -67,12 +67,16 @@ def mapping_code_version(entity: str) -> str | None:
     config_path = config_path_from_env()
     try:
         raw = read_yaml_document(config_path, kind="configuration file") or {}
-        mapping_file = raw["sync"]["entities"][entity]["mapping_file"]
+        if entity.startswith("custom:"):  # a sync.custom_entities entry, by name
+            mapping_file = next(e for e in raw["sync"]["custom_entities"]
+                                if isinstance(e, dict) and f"custom:{e.get('name')}" == entity)["mapping_file"]
+        else:
+            mapping_file = raw["sync"]["entities"][entity]["mapping_file"]
         path = Path(str(mapping_file))
         if not path.is_absolute():
             path = config_path.parent / path
         return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    except (OSError, yaml.YAMLError, ConfigError, KeyError, TypeError):
+    except (OSError, yaml.YAMLError, ConfigError, KeyError, TypeError, StopIteration):
         return None
 
 
