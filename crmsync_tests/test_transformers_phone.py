@@ -409,3 +409,27 @@ def test_readings_that_stay_refused(value: str, params: dict[str, Any], message:
     with pytest.raises(RefusedValueError) as caught:
         phone(value, **params)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "params", "expected"),
+    [
+        ("603 123 456", {}, "603 123 456"),  # a number of default_region's country: national
+        # another country's number keeps its country code: "0905 123 456" dials a Czech
+        # premium line from CZ, "020 7946 0958" nothing at all
+        ("+421 905 123 456", {}, "+421 905 123 456"),
+        ("0905 123 456", {"regions": ["SK"]}, "+421 905 123 456"),
+        ("+44 20 7946 0958", {}, "+44 20 7946 0958"),
+        ("+420 603 123 456", {"default_region": "US"}, "+420 603 123 456"),
+        ("+1 416 555 0123", {"default_region": "US"}, "(416) 555-0123"),  # Canada shares +1 with the US
+        ("+421 905 123 456 ext. 7", {"extension": "keep"}, "+421 905 123 456 ext. 7"),
+    ],
+)
+def test_national_format_writes_only_home_numbers_nationally(value: str, params: dict[str, Any], expected: str) -> None:
+    assert phone(value, format="national", **params) == expected
+
+
+def test_the_same_number_twice_is_one_number_even_for_a_single_valued_target() -> None:
+    assert phone("603 123 456, +420 603 123 456", multiple="fail") == "+420603123456"
+    with pytest.raises(RefusedValueError, match="holds several phone numbers"):
+        phone("603 123 456, 604 567 890", multiple="fail")

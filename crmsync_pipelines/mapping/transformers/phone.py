@@ -12,7 +12,9 @@ Params (checked at load time):
 - ``regions`` (none): other regions a national number may belong to, tried after the
   default region and after "the digits start with a country code" (``[SK]`` for a CZ+SK
   contact centre). A list or a comma-separated string.
-- ``format`` (``e164``): ``e164`` | ``international`` | ``national``.
+- ``format`` (``e164``): ``e164`` | ``international`` | ``national``; ``national`` writes
+  only numbers of ``default_region``'s country nationally, others internationally (a
+  national number of another country dials a different line at home).
 - ``extension`` (``drop``): ``drop`` | ``keep``; ``keep`` needs the ``international`` or
   ``national`` format (E.164 has no extension) and renders `` ext. 12``.
 - ``multiple`` (``list``): several numbers in one value become a list, or (``fail``) are
@@ -98,6 +100,14 @@ def phone_normalize(params: dict[str, Any], registry: TransformerRegistry) -> Co
         )
     several_as_list = get_choice(params, "multiple", "list", ("list", "fail")) == "list"
     policy = on_invalid_param(params)
+    home_code = phonenumbers.country_code_for_region(region)
+
+    def formatted(number: phonenumbers.PhoneNumber) -> str:
+        # A national format drops the country: "+421 905 123 456" as "0905 123 456" dials a
+        # Czech premium line from CZ. Only numbers of default_region's country are national.
+        if number_format == PhoneNumberFormat.NATIONAL and number.country_code != home_code:
+            return phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
+        return phonenumbers.format_number(number, number_format)
 
     @functools.lru_cache(maxsize=CACHE_SIZE)
     def read(text: str) -> tuple[str, ...] | str:
@@ -105,13 +115,13 @@ def phone_normalize(params: dict[str, Any], registry: TransformerRegistry) -> Co
         reading = reader.read(text)
         if reading.problem is not None:
             return f"{quote(text)} {reading.problem}"
-        if len(reading.numbers) > 1 and not several_as_list:
-            return f"{quote(text)} holds several phone numbers"
         found: dict[str, None] = {}
         for number in reading.numbers:
             if not keep_extension:
                 number.extension = None
-            found.setdefault(phonenumbers.format_number(number, number_format), None)
+            found.setdefault(formatted(number), None)
+        if len(found) > 1 and not several_as_list:  # the same number twice is one number
+            return f"{quote(text)} holds several phone numbers"
         return tuple(found)
 
     def one(value: Any) -> Any:
