@@ -471,3 +471,27 @@ def test_retry_failed_without_an_entity_covers_custom_entities(pipeline_world: P
     assert code == 0, out
     assert int(_row(out, ENTITY)["created"]) == 3
     assert StagingStore(world.paths.staging).failed_records(ENTITY) == []
+
+
+def test_a_custom_record_never_overwrites_a_native_contact_of_the_same_name(
+    pipeline_world: PipelineWorld, tmp_path: Path
+) -> None:
+    world = pipeline_world
+    raw = yaml.safe_load(world.paths.config.read_text(encoding="utf-8"))
+    mapping = Path(raw["sync"]["custom_entities"][0]["mapping_file"]).read_text(encoding="utf-8")
+    clashing = tmp_path / "partners-crm-prefix.yaml"
+    clashing.write_text(mapping.replace("value: partner_", "value: crm_"), encoding="utf-8")
+    raw["sync"]["custom_entities"][0]["mapping_file"] = str(clashing)
+    world.paths.config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+
+    code, out = run("sync", "--entity", "contact", "--id", "1")
+    assert code == 0 and "contact 1 -> crm_1: created" in out, out
+    native = world.simulator.get("contacts", "crm_1")
+    world.simulator.reset_log()
+    code, out = run("sync", "--entity", ENTITY, "--id", "1")
+    assert code == 1, out
+    assert f"{ENTITY} 1 -> crm_1: failed [conflict] Daktela contacts 'crm_1' is already synced from contact '1'" in out
+    assert world.writes() == 0                              # nothing was sent for the clashing record
+    assert world.simulator.get("contacts", "crm_1") == native
+    failed = StagingStore(world.paths.staging).failed_records(ENTITY)
+    assert [(r["source_id"], r["error_class"]) for r in failed] == [("1", "conflict")]
