@@ -134,9 +134,11 @@ class RaynetClient:
                 self._exhausted = True
             if self._exhausted:
                 wait = self._seconds_to_reset()
+                left = self._remaining if self._remaining is not None else 0
+                kept = f"; {left} left are kept as crm.budget_reserve ({reserve})" if left > 0 else ""
                 raise QuotaExhaustedError(
-                    f"{self.where}: daily API budget of {self._limit} requests is used up "
-                    f"(reserve {reserve}); it resets at {self._reset_text()}",
+                    f"{self.where}: daily API budget of {self._limit} requests is used up{kept}; "
+                    f"it resets at {self._reset_text()}",
                     retry_after_s=wait,
                 )
 

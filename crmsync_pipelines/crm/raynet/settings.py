@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from crmsync_pipelines.config.validation_errors import describe_error, format_loc
 from crmsync_pipelines.errors import ConfigError
@@ -111,10 +111,11 @@ class RaynetSettings(_Strict):
     max_retries: int = Field(default=3, ge=0, le=10)
     #: A 429 asking to wait longer than this ends the run's writes (QuotaExhaustedError) instead of sleeping.
     max_retry_after_s: float = Field(default=60.0, ge=0)
-    #: Requests of the daily budget kept unused (for people using the CRM's integrations meanwhile).
-    budget_reserve: int = Field(default=0, ge=0)
     #: Daily budget assumed before the first response reports ``X-Ratelimit-Limit``.
     daily_budget: int = Field(default=24_000, ge=1)
+    #: Requests of the daily budget kept unused (for people using the CRM's integrations meanwhile);
+    #: less than ``daily_budget``, or no run could ever send a request.
+    budget_reserve: int = Field(default=0, ge=0)
     #: Window bounds are widened by this much on the server and cut exactly on our side, so a
     #: server that compares at minute precision cannot drop a record at a window edge.
     window_slack_s: int = Field(default=60, ge=0, le=3600)
@@ -124,6 +125,17 @@ class RaynetSettings(_Strict):
     #: Region for reading national phone numbers when matching activities by phone.
     default_region: str = "CZ"
     activities: RaynetActivitySettings = Field(default_factory=RaynetActivitySettings)
+
+    @field_validator("budget_reserve")
+    @classmethod
+    def _reserve(cls, value: int, info: ValidationInfo) -> int:
+        budget = info.data.get("daily_budget")
+        if isinstance(budget, int) and value >= budget:
+            raise ValueError(
+                f"{value} leaves nothing of the daily budget of {budget} requests (crm.daily_budget): "
+                "keep it below that (Raynet allows 24,000 requests a day per instance)"
+            )
+        return value
 
     @field_validator("instance_name")
     @classmethod
