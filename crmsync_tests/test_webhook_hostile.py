@@ -498,3 +498,23 @@ def test_a_blank_record_id_is_still_missing(client: httpx.Client, inbox: Inbox) 
         "/webhooks/crm", json={"entity_type": "contact", "entity_id": "   "}, headers={SECRET_HEADER: SECRET}
     )
     _refused(response, 422, "missing record id: 'entity_id' must be a non-empty string", inbox)
+
+
+def test_a_sender_that_stalls_mid_body_gets_408_and_frees_the_connection(inbox: Inbox) -> None:
+    # Without a deadline a stalled upload held its connection (and a file descriptor) forever.
+    with _serve(inbox, body_timeout_s=0.5) as server, httpx.Client(base_url=server.url, timeout=5) as http:
+        with socket.create_connection((server.host, server.port), timeout=5) as raw_socket:
+            raw_socket.sendall(
+                b"POST /webhooks/daktela HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"{SECRET_HEADER}: {SECRET}\r\nContent-Length: 1000\r\n\r\n".encode()
+                + b'{"event": "call_close", "name": "c1", '
+            )
+            started = time.monotonic()
+            answer = raw_socket.recv(4096)
+            assert time.monotonic() - started < 3
+            assert answer.startswith(b"HTTP/1.1 408 ")
+            assert b'"the body was not received within 0.5 seconds"' in answer
+            assert http.get("/healthz").status_code == 200
+        ok = http.post("/webhooks/daktela", json={"event": "call_close", "name": "c2"}, headers={SECRET_HEADER: SECRET})
+        assert ok.status_code == 202
+    assert [event.record_id for event in inbox.events()] == ["c2"]

@@ -47,6 +47,9 @@ INLINE_PARSE_BYTES = 8_192
 PARSE_THREADS = 4
 #: Shorter secrets work but are logged as weak at start-up.
 MIN_SECRET_LENGTH = 16
+#: Seconds a sender has to deliver its whole body once the headers arrived; a sender that
+#: trickles (or stalls) holds a connection and a file descriptor until then, never longer.
+BODY_TIMEOUT_S = 30.0
 
 logger = logging.getLogger("crmsync.webhooks")
 access_logger = logging.getLogger("crmsync.webhooks.access")
@@ -195,10 +198,12 @@ def create_app(
     activity_types: set[str],
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     limits: BodyLimits | None = None,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> ASGIApp:
     """The ASGI app (wrapped in ``AccessLog``); raises ``ConfigError`` for an unusable secret or limit.
 
-    ``limits`` bounds each body; when omitted, the defaults with ``max_body_bytes``.
+    ``limits`` bounds each body; when omitted, the defaults with ``max_body_bytes``. A body
+    not complete within ``body_timeout_s`` seconds is answered 408 and not stored.
     """
     secret_bytes = checked_secret(secret, insecure_dev=insecure_dev)
     if secret_bytes is None:
@@ -232,7 +237,8 @@ def create_app(
         content_type = request.headers.get("content-type")
         content_encoding = request.headers.get("content-encoding")
         try:
-            raw = await _read_body(request, body_limits.max_body_bytes)
+            with anyio.fail_after(body_timeout_s):
+                raw = await _read_body(request, body_limits.max_body_bytes)
             if len(raw) <= INLINE_PARSE_BYTES and content_encoding is None:
                 parsed = decode(raw, content_type, None, parse)
             else:  # large, or compressed (a small body may inflate to max_body_bytes)
@@ -242,6 +248,11 @@ def create_app(
         except PayloadError as exc:
             logger.info("webhook rejected with %s: %s", exc.status, exc.message)
             return _error(exc.status, exc.message)
+        except TimeoutError:
+            logger.info("webhook body not complete within %.0f s; nothing stored", body_timeout_s)
+            response = _error(408, f"the body was not received within {body_timeout_s:g} seconds")
+            response.headers["Connection"] = "close"
+            return response
         except ClientDisconnect:
             # The sender gave up mid-body: nothing was stored and nobody reads an answer.
             logger.info("webhook sender disconnected before its body was complete; nothing stored")
