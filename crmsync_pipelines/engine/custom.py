@@ -36,8 +36,6 @@ from typing import Any, cast
 from crmsync_pipelines.config.models import CustomEntity, EntityConfig, SyncConfig
 from crmsync_pipelines.crm.base import CrmAdapter, Record
 from crmsync_pipelines.engine.apply import failed
-from crmsync_pipelines.engine.context import EngineContext
-from crmsync_pipelines.engine.counting import CountingCrm
 from crmsync_pipelines.engine.engine import SyncEngine
 from crmsync_pipelines.engine.entities import CUSTOM_SPECS, SPECS, EntitySpec
 from crmsync_pipelines.engine.load_daktela import DaktelaLoader, LoadOutcome
@@ -230,15 +228,11 @@ def custom_engine(engine: SyncEngine, entity: str) -> CustomEntityEngine:
         raise ConfigError(f"{entity!r} is not an enabled custom entity (enabled: {configured})",
                           file=str(engine.config.source_path) if engine.config.source_path else None)
     custom_spec(engine.config, entity)  # registers the name for ``entities.spec``
-    sub = CustomEntityEngine.__new__(CustomEntityEngine)  # no second construction of shared clients
+    sub = CustomEntityEngine(engine.config, crm=CustomSourceView(engine.ctx.crm.adapter, entry.source),
+                             daktela=engine.ctx.daktela, staging=engine.staging, logger=engine.log,
+                             settings=engine.ctx.settings)
     sub.entity = entity
-    sub.config = engine.config
-    sub.staging = engine.staging
-    sub.ctx = EngineContext(
-        config=engine.config, crm=CountingCrm(CustomSourceView(engine.ctx.crm.adapter, entry.source)),
-        daktela=engine.ctx.daktela, staging=engine.staging, log=engine.log, settings=engine.ctx.settings,
-        mapper=engine.ctx.mapper,
-    )
+    sub.ctx.mapper = engine.ctx.mapper  # the same transformer registry and instance zone
     return sub
 
 
