@@ -224,3 +224,25 @@ def test_an_auto_contact_with_a_refused_phone_fails_alone(engine_env: EngineEnv)
     assert load.counts["created"] == accounts  # the accounts themselves are fine
     assert load.counts["auto_contact_failed"] == accounts  # an IČO is no phone number
     assert engine_env.sim.count("contacts") == 0
+
+
+# -- second review: typography and odd spellings end to end ---------------------------------------
+
+
+def test_phones_written_with_unicode_typography_reach_daktela_right(engine_env: EngineEnv) -> None:
+    phones = [
+        "603\u202f123\u202f456",  # narrow no-break spaces (a French or Word locale)
+        "+421\u00a0905\u2009123\u2009456",  # no-break + thin spaces
+        "604\u2212567\u2212890",  # minus signs as dashes
+        "\u202a+420 605 123 456\u202c",  # bidi embedding marks around the number
+        "0033 6 12 34 56 78",  # 00 + a country code
+    ]
+    ids = _set_phones(engine_env, phones)
+    engine = engine_env.engine()
+    engine.sync("account", ALL, "run-1")
+    _extract, mapped, load = engine.sync("contact", ALL, "run-1")
+    assert mapped.counts.get("invalid", 0) == 0 and load.counts.get("failed", 0) == 0, (mapped.counts, load.counts)
+    assert engine.staging.failed_records("contact") == []
+    expected = ["+420603123456", "+421905123456", "+420604567890", "+420605123456", "+33612345678"]
+    for record_id, number in zip(ids, expected, strict=True):
+        assert engine_env.sim.get("contacts", f"crm_{record_id}")["customFields"]["number"] == [number]  # type: ignore[index]
