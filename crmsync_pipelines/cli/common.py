@@ -9,6 +9,7 @@ and a scheduled run of the current partition cover the same records.
 from __future__ import annotations
 
 import os
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -212,10 +213,32 @@ def _with_side_reports(reports: Iterable[StageReport]) -> list[StageReport]:
 
 
 
+def printable(value: Any) -> str:
+    """``str(value)`` safe for one line of a terminal: control characters (``\\n``, ``ESC``,
+    ``BEL``, NUL ...) and the Unicode line/paragraph separators are written as Python escapes.
+
+    Cells hold text from outside (webhook payloads, CRM records, vendors' error messages): a
+    newline must not forge a second row and an escape sequence must not drive the terminal.
+    Letters, accents and emoji are kept as they are.
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    out: list[str] = []
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            escaped = char.encode("unicode_escape").decode("ascii")
+            out.append(escaped)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A plain aligned text table (no colour, so it pastes cleanly into tickets)."""
+    """A plain aligned text table (no colour, so it pastes cleanly into tickets); every cell
+    goes through ``printable`` so one record is always one line."""
     def cell(value: Any) -> str:
-        return f"{value:.2f}" if isinstance(value, float) else str(value)
+        return f"{value:.2f}" if isinstance(value, float) else printable(value)
 
     widths = [max(len(column), *(len(cell(row.get(column, ""))) for row in rows)) for column in columns]
     lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True))]

@@ -25,6 +25,7 @@ from crmsync_pipelines.cli.common import (
     load_config_or_fail,
     load_rows,
     new_run_id,
+    printable,
     render_table,
     resolve_window,
     selected_entities,
@@ -94,7 +95,7 @@ def _print_failures(reports: list[StageReport], total: int | None = None, limit:
     shown = min(limit, len(failures))
     click.echo(click.style(f"\n{count} failed record(s) (first {shown}):", fg="red"))
     for entity, sample in failures[:limit]:
-        click.echo(f"  {entity} {sample.source_id}  [{sample.error_class}]  {sample.message}")
+        click.echo(f"  {entity} {printable(sample.source_id)}  [{sample.error_class}]  {printable(sample.message)}")
 
 
 def _exit_code(reports: list[StageReport], rows: list[dict[str, object]]) -> int:

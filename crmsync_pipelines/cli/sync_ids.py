@@ -19,7 +19,14 @@ from pathlib import Path
 
 import click
 
-from crmsync_pipelines.cli.common import EXIT_OK, EXIT_RECORDS_FAILED, load_rows, new_run_id, render_table
+from crmsync_pipelines.cli.common import (
+    EXIT_OK,
+    EXIT_RECORDS_FAILED,
+    load_rows,
+    new_run_id,
+    printable,
+    render_table,
+)
 from crmsync_pipelines.config.models import SyncConfig
 from crmsync_pipelines.engine.custom import all_entities, engine_for
 from crmsync_pipelines.engine.record_outcomes import NOT_FOUND, RecordOutcome, record_outcomes
@@ -66,7 +73,7 @@ def outcome_lines(outcome: RecordOutcome, max_fields: int = MAX_FIELDS) -> list[
         lines.append(f"    {change.field}: {change.old!r} -> {change.new!r}")
     if len(outcome.changes) > max_fields:
         lines.append(f"    … {len(outcome.changes) - max_fields} more field(s)")
-    return lines
+    return [printable(line) for line in lines]  # ids and vendors' messages are text from outside
 
 
 def report_outcomes(staging_report: StageReport, outcomes: list[RecordOutcome],
