@@ -433,3 +433,23 @@ def test_the_same_number_twice_is_one_number_even_for_a_single_valued_target() -
     assert phone("603 123 456, +420 603 123 456", multiple="fail") == "+420603123456"
     with pytest.raises(RefusedValueError, match="holds several phone numbers"):
         phone("603 123 456, 604 567 890", multiple="fail")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (["603123456", ["604567890"]], ["+420603123456", "+420604567890"]),  # was refused: 'a list, not text'
+        ([["603123456"]], ["+420603123456"]),
+        ((("603 123 456", ("604 567 890, 605 123 456")),), ["+420603123456", "+420604567890", "+420605123456"]),
+        ([[], ["603123456", None]], ["+420603123456", None]),
+    ],
+)
+def test_lists_inside_lists_are_flattened(value: Any, expected: list[Any]) -> None:
+    assert phone(value) == expected
+
+
+def test_a_deeply_nested_list_is_no_recursion_error() -> None:
+    value: Any = "603123456"
+    for _ in range(5_000):
+        value = [value]
+    assert phone(value) == ["+420603123456"]

@@ -56,6 +56,7 @@ _FORMATS = {
 _PARAMS = ("default_region", "regions", "format", "extension", "multiple", "on_invalid")
 #: Distinct raw texts remembered per rule (a few MB at most).
 CACHE_SIZE = 16_384
+_END = object()
 
 
 def _region(code: Any, param: str) -> str:
@@ -147,12 +148,19 @@ def phone_normalize(params: dict[str, Any], registry: TransformerRegistry) -> Co
     def run(value: Any) -> Any:
         if isinstance(value, (list, tuple)):
             out: list[Any] = []
-            for item in value:
-                converted = one(item)
-                if isinstance(converted, list):
-                    out.extend(converted)
-                elif converted is not None or item is None:
-                    out.append(converted)
+            pending: list[Any] = [iter(value)]  # nested lists are flattened, without recursion
+            while pending:
+                item = next(pending[-1], _END)
+                if item is _END:
+                    pending.pop()
+                elif isinstance(item, (list, tuple)):
+                    pending.append(iter(item))
+                else:
+                    converted = one(item)
+                    if isinstance(converted, list):
+                        out.extend(converted)
+                    elif converted is not None or item is None:
+                        out.append(converted)
             return out
         return one(value)
 
