@@ -186,7 +186,7 @@ def config_text(path: Path, config: SyncConfig) -> str:
     lines.append(f"  Time zone: {config.daktela.timezone}")
     sections = _sections_json(config)
     lines += ["", _heading("CRM")]
-    lines += [f"  {key + ':':<15}{json.dumps(value) if isinstance(value, dict) else value}"
+    lines += [f"  {key + ':':<14} {json.dumps(value) if isinstance(value, (dict, list)) else value}"
               for key, value in sections["crm"].items()]
     lines += ["", _heading("Staging (DuckDB)")]
     lines.append(f"  Path:          {config.staging.path}")
