@@ -522,3 +522,17 @@ def test_partition_start_dates_dagster_cannot_hold_are_refused(config_file: Path
 def test_partition_start_dates_at_the_edges_load(config_file: Path, start: str) -> None:
     _set(config_file, "partitions.start_date", start)
     assert load_config(config_file).partitions.start_date.isoformat() == start
+
+
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "Factory"])
+def test_zone_names_that_are_no_place_are_refused(config_file: Path, name: str) -> None:
+    # 'localtime' is a link to the host's /etc/localtime: the config meant whatever zone the server ran in
+    _set(config_file, "daktela.timezone", name)
+    assert str(_error(config_file)) == (
+        f"sync.yaml: daktela.timezone: unknown time zone {name!r} (use an IANA name like Europe/Prague)"
+    )
+    _set(config_file, "daktela.timezone", "Europe/Prague")
+    _set(config_file, "crm.timezone", name)
+    result = CliRunner().invoke(cli, ["crm-inspect", "-c", str(config_file), "ping"])
+    assert result.exit_code == 1, result.output
+    assert f"unknown IANA time zone {name!r}" in result.output and "Traceback" not in result.output

@@ -13,6 +13,7 @@ import pytest
 
 from crmsync_pipelines.mapping import RefusedValueError, TransformerRegistry
 from crmsync_pipelines.mapping.instance import instance_timezone
+from crmsync_pipelines.mapping.transformers.params import TransformerParamError
 
 REGISTRY = TransformerRegistry.with_defaults()
 
@@ -302,3 +303,27 @@ def test_a_date_whose_midnight_dst_skips_is_still_that_date(value: str, params: 
 def test_times_and_whole_days_a_zone_skips_stay_refused(value: str, zone: str, source: str) -> None:
     with pytest.raises(RefusedValueError, match="does not exist in"):
         fmt(value, **{"from": source, "to": "c", "from_tz": zone})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-01-15 10:00:00 GMT+1", "2025-01-15T10:00:00+01:00"),  # was refused: unknown time zone 'GMT+1'
+        ("2025-01-15 10:00:00 UTC+05:30", "2025-01-15T10:00:00+05:30"),
+        ("2025-01-15 10:00:00 utc-3", "2025-01-15T10:00:00-03:00"),
+        ("2025-01-15 10:00:00 Etc/GMT+1", "2025-01-15T10:00:00-01:00"),  # the IANA name keeps POSIX's sign
+    ],
+)
+def test_offsets_written_after_utc_or_gmt(value: str, expected: str) -> None:
+    assert fmt(value, **{"from": "Y-m-d H:i:s T", "to": "c"}) == expected
+
+
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "Factory"])
+def test_tz_database_files_that_are_no_place_are_refused(name: str) -> None:
+    # 'localtime' is the host's /etc/localtime: a value or a rule naming it meant the server's zone
+    with pytest.raises(RefusedValueError, match=re.escape(f"unknown time zone {name!r}")):
+        fmt(f"2025-01-15 10:00:00 {name}", **{"from": "Y-m-d H:i:s T", "to": "c"})
+    with pytest.raises(TransformerParamError, match=re.escape(f"unknown time zone {name!r}")):
+        fmt("2025-01-15 10:00:00", from_tz=name)
+    with pytest.raises(TransformerParamError, match=re.escape(f"unknown time zone {name!r}")):
+        fmt("2025-01-15 10:00:00", to_tz=name)

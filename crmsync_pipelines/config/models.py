@@ -17,10 +17,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from crmsync_pipelines.zones import UnknownZoneError, zone_named
 
 
 class Direction(StrEnum):
@@ -126,8 +127,8 @@ class DaktelaSection(_Strict):
     def _known_zone(cls, value: str) -> str:
         if value:
             try:
-                ZoneInfo(value)
-            except (KeyError, ValueError, OSError):
+                zone_named(value)
+            except UnknownZoneError:
                 raise ValueError(
                     f"unknown time zone {value!r} (use an IANA name like Europe/Prague)"
                 ) from None

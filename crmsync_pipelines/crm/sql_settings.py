@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from crmsync_pipelines.config.models import usable_path
 from crmsync_pipelines.crm.modified_time import ModifiedFormat
 from crmsync_pipelines.errors import ConfigError
+from crmsync_pipelines.zones import UnknownZoneError, zone_named
 
 #: Where these settings live in ``sync.yaml``; every error names a path below it.
 SETTINGS_ROOT = "crm"
@@ -99,8 +99,8 @@ class SqlCrmSettings(_Strict):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+            zone_named(value)
+        except UnknownZoneError:
             raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Prague, UTC)") from None
         return value
 

@@ -31,6 +31,7 @@ from crmsync_pipelines.mapping.transformers.phpdate import (
     compile_parser,
     compile_renderer,
 )
+from crmsync_pipelines.zones import UnknownZoneError, zone_named
 
 if TYPE_CHECKING:
     from crmsync_pipelines.mapping.transformers.registry import TransformerRegistry
@@ -76,8 +77,8 @@ def _zone(params: dict[str, Any], key: str) -> tzinfo | None:
     if name.upper() == "UTC":
         return UTC
     try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError, OSError):
+        return zone_named(name)
+    except UnknownZoneError:
         raise TransformerParamError(
             f"unknown time zone {name!r} (use an IANA name like Europe/Prague, or {INSTANCE!r} for the "
             "Daktela instance's zone)",

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
+from crmsync_pipelines.zones import UnknownZoneError, zone_named
+
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = (
     "January", "February", "March", "April", "May", "June",
@@ -141,7 +143,9 @@ def compile_renderer(fmt: str) -> Callable[[datetime], str]:
 # that does not match -> the next such day, hour 24) the value is refused instead.
 
 _ISO = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})"
-_ZONE = r"Z|[+-]\d{1,2}(?::?\d{2})?|[A-Za-z]+(?:[/_+\-][A-Za-z0-9_+\-]+)*"
+_ZONE = r"Z|[+-]\d{1,2}(?::?\d{2})?|(?i:UTC|GMT)[+-]\d{1,2}(?::?\d{2})?|[A-Za-z]+(?:[/_+\-][A-Za-z0-9_+\-]+)*"
+#: ``GMT+1``, ``UTC-05:30``: an offset written after a UTC name.
+_UTC_PLUS = re.compile(r"(?i:UTC|GMT)([+-]\d{1,2}(?::?\d{2})?)")
 _WORD = r"[A-Za-z]+"
 
 #: Parsing: letter -> (regex, component name).
@@ -226,9 +230,12 @@ def _parse_zone(text: str) -> tzinfo:
     if upper in _ABBREVIATIONS:
         hours = _ABBREVIATIONS[upper]
         return UTC if hours == 0 else timezone(timedelta(hours=hours), upper)
+    offset = _UTC_PLUS.fullmatch(text)
+    if offset:  # PHP reads "GMT+1" and "UTC+05:30" as offsets (not POSIX's inverted Etc/GMT+1)
+        return _parse_offset(offset.group(1))
     try:
-        return ZoneInfo(text)
-    except (KeyError, ValueError, OSError):
+        return zone_named(text)
+    except UnknownZoneError:
         raise ImpossibleDateError(f"unknown time zone {text!r}") from None
 
 
