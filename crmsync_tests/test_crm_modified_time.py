@@ -292,3 +292,12 @@ def test_real_and_sentinel_values_in_a_sqlite_file_are_windowed_or_failed_never_
             got[repr(sentinel)] or ""
         )
     adapter.close()
+
+
+@pytest.mark.parametrize("name", ["localtime", "Factory", "posixrules"])
+def test_a_bracketed_zone_that_names_no_place_is_unreadable(name: str) -> None:
+    # '[localtime]' read the wall time in the host's zone: the window then depended on the server
+    raw = f"2026-11-20T10:00[{name}]"
+    with pytest.raises(UnreadableTime, match=re.escape(f"names an unknown time zone {name!r}")):
+        UTC_READER.read(raw)
+    assert UTC_READER.utc_key(raw) is None

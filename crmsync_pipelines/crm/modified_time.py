@@ -55,6 +55,8 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from crmsync_pipelines.zones import zone_named
+
 #: Layout names of the ``modified_format`` setting.
 ModifiedFormat = Literal["auto", "iso", "unixepoch", "unixepoch_ms", "julianday"]
 
@@ -118,7 +120,7 @@ class ModifiedTimeReader:
     zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "zone", ZoneInfo(self.zone_name))
+        object.__setattr__(self, "zone", zone_named(self.zone_name))  # never the host's 'localtime'
 
     def read(self, value: object) -> datetime:
         """The instant ``value`` names, as an aware datetime; ``UnreadableTime`` when it names none."""
@@ -182,7 +184,7 @@ class ModifiedTimeReader:
         if bracketed := _ZONE_SUFFIX.fullmatch(text):
             try:
                 in_zone = reader(self.layout, bracketed["zone"])
-            except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+            except ValueError:  # UnknownZoneError
                 raise UnreadableTime(f"{_shown(raw)} names an unknown time zone {bracketed['zone']!r}") from None
             return in_zone._text(raw, bracketed["base"].strip())  # an offset in the text still wins
         try:
