@@ -8,6 +8,7 @@ prints the CRM's request count and the daily budget left, so a run that used up 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 from crmsync_pipelines.cli.main import cli
 from crmsync_pipelines.config import load_config
 from crmsync_pipelines.engine import SyncEngine, Window
+from crmsync_pipelines.simulator.config import Fault
 from crmsync_tests.fixtures.hubspot import HubSpotWorld
 from crmsync_tests.fixtures.raynet import RaynetEngineEnv
 
@@ -80,3 +82,19 @@ def test_cli_summary_shows_raynet_requests_and_budget_left_and_when_it_ran_out(
     assert f"raynet: {used} requests in this run; daily budget left {100 - used} of 100 (resets at " in output
     assert "used up" not in output
     assert "sim-raynet-api-key" not in output
+
+
+def test_an_entity_that_cannot_run_still_shows_what_the_run_did_before(raynet_engine_env: RaynetEngineEnv) -> None:
+    """Accounts land, then Raynet refuses the person list: the summary of the accounts, the
+    entity that stopped the run with its error, the entities not run, exit 1, no traceback."""
+    env = raynet_engine_env
+    config = env.write_config(accounts=True, contacts=True, activities=True)
+    env.raynet.add_fault(Fault.parse("GET /api/v2/person/=401x*"))
+    result = CliRunner().invoke(cli, ["sync", "-c", str(config), "--since", "2000-01-01"])
+    assert result.exit_code == 1, result.output
+    accounts = len(env.raynet.store.all("company"))
+    assert re.search(rf"^account +{accounts} +0 +0 +0 ", result.output, re.MULTILINE), result.output
+    assert "raynet: 1 request in this run;" in result.output
+    assert "contact: AuthError: Raynet instance 'demo-crm'" in result.output
+    assert "not run: activity" in result.output
+    assert "Traceback" not in result.output and "sim-raynet-api-key" not in result.output

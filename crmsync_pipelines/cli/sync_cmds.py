@@ -121,7 +121,8 @@ def _crm_usage_lines(reports: list[StageReport], adapter: str) -> list[str]:
     latest = next((m for m in reversed(figures) if isinstance(m.get("crm_requests_used"), int)), None)
     if latest is None:
         return []
-    line = f"{adapter}: {latest['crm_requests_used']} requests in this run"
+    used = latest["crm_requests_used"]
+    line = f"{adapter}: {used} request{'' if used == 1 else 's'} in this run"
     remaining = latest.get("crm_budget_remaining")
     if isinstance(remaining, int):
         limit = latest.get("crm_budget_limit", latest.get("crm_daily_limit"))
@@ -136,6 +137,13 @@ def _crm_usage_lines(reports: list[StageReport], adapter: str) -> list[str]:
 
 
 def _finish(reports: list[StageReport], config: SyncConfig | None = None) -> None:
+    code = _summary(reports, config)
+    if code != EXIT_OK:
+        raise SystemExit(code)
+
+
+def _summary(reports: list[StageReport], config: SyncConfig | None) -> int:
+    """Print the table, the CRM's usage, the failed records and failed checks; return the exit code."""
     rows = load_rows(reports)
     click.echo(render_table(rows, _TABLE))
     if config is not None:
@@ -147,9 +155,7 @@ def _finish(reports: list[StageReport], config: SyncConfig | None = None) -> Non
             if not check.passed:
                 message = f"check {report.entity}/{check.name} failed: {check.description}"
                 click.echo(click.style(message, fg="red"))
-    code = _exit_code(reports, rows)
-    if code != EXIT_OK:
-        raise SystemExit(code)
+    return _exit_code(reports, rows)
 
 
 @click.command("sync", epilog=EXIT_CODES_HELP)
@@ -183,13 +189,30 @@ def sync(config_path: Path | None, entities: tuple[str, ...], since: str | None,
     window = resolve_window(config, since, until, force_full=force_full)
     run_id = new_run_id("sync")
     reports: list[StageReport] = []
+    stopped_at: str | None = None
+    stop: CrmsyncError | None = None
     with open_engine(config) as engine:
-        chosen = selected_entities(entities, all_entities(engine))
+        chosen: list[str] = list(selected_entities(entities, all_entities(engine)))
         click.echo(f"run {run_id}: window {window.label()}")
         with click.progressbar(chosen, label="syncing", item_show_func=lambda e: e or "") as bar:
             for entity in bar:
-                reports.extend(engine_for(engine, entity).sync(entity, window, run_id, verify=force_full))
-    _finish(reports, config)
+                try:
+                    reports.extend(engine_for(engine, entity).sync(entity, window, run_id,  # type: ignore[arg-type]
+                                                                   verify=force_full))
+                except CrmsyncError as exc:  # a stage that cannot run (auth, quota while reading, ...)
+                    stopped_at, stop = entity, exc
+                    break
+    if stop is None or stopped_at is None:
+        _finish(reports, config)
+        return
+    # What ran before still counts: its summary and failures are shown, then why the run stopped.
+    if reports:
+        _summary(reports, config)
+    click.echo(click.style(f"{stopped_at}: {type(stop).__name__}: {stop}", fg="red"), err=True)
+    rest = chosen[chosen.index(stopped_at) + 1:]
+    if rest:
+        click.echo(f"not run: {', '.join(rest)} (the run stopped at {stopped_at})", err=True)
+    raise SystemExit(EXIT_RECORDS_FAILED)
 
 
 def _change_lines(change: PlannedChange, max_fields: int) -> list[str]:
