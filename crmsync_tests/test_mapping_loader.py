@@ -14,6 +14,7 @@ from crmsync_pipelines.mapping import (
     TransformerRegistry,
     direction_for_entity,
     load_mapping,
+    mapping_from_dict,
 )
 
 KNOWN = (
@@ -406,3 +407,18 @@ def test_unknown_rule_key_lists_only_the_keys_mappings_md_documents(tmp_path: Pa
     docs = (Path(__file__).resolve().parents[1] / "docs" / "mappings.md").read_text(encoding="utf-8")
     assert all(f"{key}:" in docs for key in allowed)
     assert "has_value" not in docs
+
+
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [("crm_field", "address..city"), ("crm_field", ".email"), ("crm_field", "email."), ("cc_field", "customFields..x")],
+)
+def test_a_stray_dot_in_a_field_path_is_a_load_time_error(key: str, field: str) -> None:
+    # 'address..city' read null for every record, so the rule silently cleared its target everywhere
+    rule = {"cc_field": "title", "crm_field": "name", key: field}
+    doc = {"entity": "contact", "lookup_field": "title", "mappings": [rule]}
+    with pytest.raises(ConfigError) as caught:
+        mapping_from_dict(doc, file="contacts.yaml")
+    assert str(caught.value) == (
+        f"contacts.yaml: mappings[0].{key}: {field!r} has an empty segment in its dotted path (a stray '.')"
+    )

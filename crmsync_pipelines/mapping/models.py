@@ -89,6 +89,15 @@ class MappingRule(_Frozen):
     def _null_transformers_are_empty(cls, value: Any) -> Any:
         return [] if value is None else value
 
+    @field_validator("cc_field", "crm_field")
+    @classmethod
+    def _no_empty_segment(cls, value: str | None) -> str | None:
+        # 'address..city' or 'name.' is a typo: it reads null for every record (so the rule
+        # clears the target everywhere) or writes under an empty key.
+        if value is not None and "" in value.split("."):
+            raise ValueError(f"{value!r} has an empty segment in its dotted path (a stray '.')")
+        return value
+
     @model_validator(mode="after")
     def _needs_a_source(self) -> MappingRule:
         if self.crm_field is None and not self.has_value:
