@@ -89,7 +89,7 @@ def test_date_format(value: Any, params: dict[str, Any], expected: Any) -> None:
         ("   ", {}, "cannot parse"),
         (1736937000, {}, "expected a date string, got int"),
         (True, {"from": "U"}, "expected a date string, got bool"),
-        (["2025-01-15"], {}, "expected a date string, got list"),
+        ({"date": "2025-01-15"}, {}, "expected a date string, got dict"),  # a list is converted element-wise
     ],
 )
 def test_unparseable_values_raise(value: Any, params: dict[str, Any], message: str) -> None:

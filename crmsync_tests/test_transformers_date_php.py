@@ -327,3 +327,13 @@ def test_tz_database_files_that_are_no_place_are_refused(name: str) -> None:
         fmt("2025-01-15 10:00:00", from_tz=name)
     with pytest.raises(TransformerParamError, match=re.escape(f"unknown time zone {name!r}")):
         fmt("2025-01-15 10:00:00", to_tz=name)
+
+
+def test_a_list_of_dates_is_converted_element_by_element() -> None:
+    # a Daktela custom field holds a list; [wrap_array, date_format] gave 'expected a date string, got list'
+    assert fmt(["15.1.2025", "2025-02-01", None, ""], to="Y-m-d") == ["2025-01-15", "2025-02-01", None, ""]
+    assert fmt(("1.2.2025",), to="Y-m-d") == ["2025-02-01"]
+    with pytest.raises(RefusedValueError, match=re.escape("cannot parse 'soon'")):
+        fmt(["15.1.2025", "soon"], to="Y-m-d")
+    assert fmt(["15.1.2025", "soon"], to="Y-m-d", on_invalid="drop") == ["2025-01-15"]
+    assert fmt(["15.1.2025", "soon"], to="Y-m-d", on_invalid="keep") == ["2025-01-15", "soon"]

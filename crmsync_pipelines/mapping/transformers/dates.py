@@ -170,6 +170,13 @@ def date_format(params: dict[str, Any], registry: TransformerRegistry) -> Compil
         raise ValueError(f"expected a date string, got {type(value).__name__} {quote(value)}")
 
     def run(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            # element by element (a Daktela custom field holds a list); a dropped one is left out
+            converted = [(item, one(item)) for item in value]
+            return [new for item, new in converted if new is not None or item is None]
+        return one(value)
+
+    def one(value: Any) -> Any:
         if value is None or value == "":
             return value
         try:
