@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from crmsync_pipelines.crm.hubspot.settings import HubSpotSettings
+from crmsync_pipelines.crm.urls import origin
 from crmsync_pipelines.daktela.retry import RetryPolicy, parse_retry_after
 from crmsync_pipelines.errors import (
     AdapterError,
@@ -180,7 +181,8 @@ class HubSpotClient:
             except httpx.TransportError as exc:
                 delay = self._retry.delay_s(attempt, None)
                 if delay is None or attempt >= self.settings.max_retries:
-                    raise AdapterError(f"HubSpot {context}: connection failed ({type(exc).__name__})") from exc
+                    raise AdapterError(f"HubSpot {context}: connection to {origin(self.settings.base_url)} failed "
+                                       f"({type(exc).__name__}: {exc})") from exc
                 attempt += 1
                 self._count_retry()
                 time.sleep(delay)

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from crmsync_pipelines.crm.raynet.settings import RaynetSettings
+from crmsync_pipelines.crm.urls import origin
 from crmsync_pipelines.daktela.retry import RetryPolicy, parse_retry_after
 from crmsync_pipelines.errors import (
     AdapterError,
@@ -191,7 +192,8 @@ class RaynetClient:
             except httpx.TransportError as exc:
                 delay = self._policy.delay_s(attempt, None) if attempt < self._policy.max_retries else None
                 if delay is None:
-                    raise AdapterError(f"{self.where}: {method} {path} failed: {type(exc).__name__}") from None
+                    raise AdapterError(f"{self.where}: {method} {path} at {origin(self.settings.base_url)} failed: "
+                                       f"{type(exc).__name__} ({exc})") from None
                 attempt += 1
                 self._sleep(delay)
                 continue
