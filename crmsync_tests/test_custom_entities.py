@@ -495,3 +495,19 @@ def test_a_custom_record_never_overwrites_a_native_contact_of_the_same_name(
     assert world.simulator.get("contacts", "crm_1") == native
     failed = StagingStore(world.paths.staging).failed_records(ENTITY)
     assert [(r["source_id"], r["error_class"]) for r in failed] == [("1", "conflict")]
+
+
+def test_dagster_keys_of_custom_entity_names(tmp_path: Path) -> None:
+    from crmsync_pipelines.defs.custom_entities import enabled_custom_entries, key_part
+
+    assert key_part("partners") == "custom_partners"
+    assert key_part("my-partners.v2") == "custom_my_partners_v2"
+    config = tmp_path / "sync.yaml"
+    config.write_text(yaml.safe_dump({"sync": {"custom_entities": [
+        {"name": "my-partners", "enabled": True}, {"name": "my_partners", "enabled": True},
+        {"name": "off", "enabled": False}, "not a mapping", {"enabled": True},
+    ]}}), encoding="utf-8")
+    assert [e["name"] for e in enabled_custom_entries(config)] == ["my-partners"]  # the twin spelling is skipped
+    assert enabled_custom_entries(tmp_path / "missing.yaml") == []
+    (tmp_path / "broken.yaml").write_text("sync: [unclosed\n", encoding="utf-8")
+    assert enabled_custom_entries(tmp_path / "broken.yaml") == []
