@@ -147,6 +147,8 @@ def test_unknown_or_disabled_custom_entities_are_refused(pipeline_world: Pipelin
     assert code == 2
     code, out = run("retry-failed", "--entity", "custom:nope")
     assert code == 1 and "custom:nope" in out
+    code, out = run("reset-state", "--entity", "custom:nope", "--yes")
+    assert code == 1 and "entity not enabled in sync.yaml: custom:nope" in out
 
 
 def test_failed_partners_wait_under_their_own_key_and_retry_failed_recovers_them(

@@ -279,6 +279,8 @@ def reset_state(config_path: Path | None, entity: str | None, yes: bool) -> None
     if not yes:
         click.confirm(f"Reset the sync state of {scope}?", abort=True)
     with open_engine(config) as engine:
+        if entity is not None and entity.startswith("custom:"):  # a typo must not "reset" nothing
+            selected_entities([entity], all_entities(engine))
         engine.reset_state(entity)  # type: ignore[arg-type]
     click.echo(f"sync state reset for {scope}")
 
