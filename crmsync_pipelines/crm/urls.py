@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+#: Hosts plain ``http://`` is allowed for (a bundled simulator on this machine): a CRM key or
+#: bearer token sent over http anywhere else crosses the network readable.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
 
 def origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``: where a request went, for an error message.

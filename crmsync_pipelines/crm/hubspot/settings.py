@@ -10,9 +10,11 @@ The token is a ``SecretStr``: it is not part of ``repr()``, ``str()`` or any err
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from crmsync_pipelines.crm.urls import LOOPBACK_HOSTS
 from crmsync_pipelines.errors import ConfigError
 
 #: Where these settings live in ``sync.yaml``; every error names a path below it.
@@ -131,6 +133,10 @@ class HubSpotSettings(_Strict):
         value = value.strip()
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with https:// (or http:// for the local simulator)")
+        host = urlsplit(value).hostname
+        if value.startswith("http://") and host not in LOOPBACK_HOSTS:
+            # The token is a bearer header: plain http would carry it readable across the network.
+            raise ValueError("must use https (plain http is only allowed for a simulator on loopback)")
         return value.rstrip("/")
 
     @field_validator("objects_path", "associations_path")
@@ -163,4 +169,4 @@ class HubSpotSettings(_Strict):
 def _message(error: Any) -> str:
     if error.get("type") == "missing":
         return "required key is missing"
-    return str(error.get("msg", "invalid value"))
+    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from crmsync_pipelines.config.validation_errors import describe_error, format_loc
+from crmsync_pipelines.crm.urls import LOOPBACK_HOSTS
 from crmsync_pipelines.errors import ConfigError
 
 #: Where these settings live in ``sync.yaml``; every error names a path below it.
@@ -33,7 +34,6 @@ _LINK_KEYS: tuple[LinkKey, ...] = ("phone", "email")
 
 #: The instance slug as it appears in ``https://app.raynet.cz/<instance>/`` and ``X-Instance-Name``.
 _INSTANCE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 #: Daktela channel -> Raynet entity. Calls and e-mails have their own entities; Raynet has no
 #: SMS/chat/messenger entity, so those become tasks (the Daktela PHP SDK's Raynet default).
@@ -167,7 +167,7 @@ class RaynetSettings(_Strict):
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError(f"{value!r} is not an http(s) URL")
-        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
             raise ValueError("must use https (plain http is only allowed for a simulator on loopback)")
         return value if value.endswith("/") else value + "/"
 
