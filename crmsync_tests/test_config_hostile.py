@@ -536,3 +536,28 @@ def test_zone_names_that_are_no_place_are_refused(config_file: Path, name: str) 
     result = CliRunner().invoke(cli, ["crm-inspect", "-c", str(config_file), "ping"])
     assert result.exit_code == 1, result.output
     assert f"unknown IANA time zone {name!r}" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("token", [f"{TOKEN}\n", f"  {TOKEN}\t", f"{TOKEN}\r\n"])
+def test_an_access_token_with_surrounding_whitespace_is_stripped(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    # a secret file's trailing newline reached the X-AUTH-TOKEN header: h11 refused every request
+    # with "Illegal header value b'<the token>'", an error message that carries the secret
+    monkeypatch.setenv("DAKTELA_ACCESS_TOKEN", token)
+    assert load_config(config_file).daktela.access_token == TOKEN
+
+
+@pytest.mark.parametrize("token", ["abcd 1234efgh5678", "tokén-1234efgh5678", "abcd\x011234efgh5678", "ab\ncd1234efgh"])
+def test_an_access_token_no_header_can_carry_is_refused_without_showing_it(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    monkeypatch.setenv("DAKTELA_ACCESS_TOKEN", token)
+    error = _error(config_file)
+    assert str(error) == (
+        "sync.yaml: daktela.access_token: access_token contains a space, a control character or a non-ASCII "
+        "character, which the X-AUTH-TOKEN header cannot carry (the token is not shown)"
+    )
+    result = CliRunner().invoke(cli, ["validate", "-c", str(config_file)])
+    assert result.exit_code == 1 and "access_token contains a space" in result.output
+    assert token.strip() not in result.output and "1234efgh" not in result.output

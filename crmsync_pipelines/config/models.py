@@ -122,6 +122,20 @@ class DaktelaSection(_Strict):
         "lookup_chunk_size", mode="before",
     )(_not_a_boolean)
 
+    @field_validator("access_token")
+    @classmethod
+    def _header_safe_token(cls, value: str) -> str:
+        # A token from a secret file often ends with a newline, and the client sends it in the
+        # X-AUTH-TOKEN header, which carries only visible ASCII (RFC 9110 §5.5): strip the
+        # surrounding whitespace, refuse the rest at validate instead of a failing first request.
+        value = value.strip()
+        if not all("!" <= char <= "~" for char in value):
+            raise ValueError(
+                "access_token contains a space, a control character or a non-ASCII character, which the "
+                "X-AUTH-TOKEN header cannot carry (the token is not shown)"
+            )
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
