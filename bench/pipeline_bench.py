@@ -9,8 +9,19 @@ CRM (default 5,000 accounts + 50,000 contacts):
 4. the same 1 % re-sync done the PHP SDK's way (one lookup GET per record, then a PUT when it
    differs) on a fresh 1 % of changes, so both sides see the same amount of work.
 
-Prints one table; API calls are counted by the simulator itself. Usage:
-``.venv/bin/python bench/pipeline_bench.py [--accounts N] [--contacts M] [--latency-ms 10]``.
+Each crmsync phase runs in its own child process, so its wall time, CPU time, time spent in
+staging (DuckDB) and peak RSS are its own. The tables:
+
+* phases: records, API calls, writes, wall time, records/s, peak RSS; for phases that write,
+  the floor (``writes × latency ÷ write_concurrency``), wall ÷ floor, client CPU per write and
+  local bookkeeping (staging) per write;
+* scaling (``--scale 10000,50000,200000``): per size, a fresh CRM of that many contacts (+10 %
+  accounts) is loaded once at 0 ms latency, then an unchanged re-sync is timed: records/s,
+  µs per record and peak RSS must stay flat in N.
+
+API calls are counted by the simulator itself. Usage:
+``.venv/bin/python bench/pipeline_bench.py [--accounts N] [--contacts M] [--latency-ms 10]
+[--scale 10000,50000,200000] [--skip-baseline]``.
 """
 
 from __future__ import annotations
@@ -32,10 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 MAPPINGS = ROOT / "mappings"
 
 
-def _serve(latency_ms: float, ready: mp.Queue, stop: Event) -> None:  # type: ignore[type-arg]
+def _serve(latency_ms: float, ready: mp.Queue, stop: Event,  # type: ignore[type-arg]
+           max_concurrent: int | None = None) -> None:
     from crmsync_pipelines.simulator import run_simulator
 
-    with run_simulator(seed=None, latency_ms=latency_ms) as sim:
+    with run_simulator(seed=None, latency_ms=latency_ms, max_concurrent=max_concurrent) as sim:
         ready.put((sim.base_url, sim.token))
         stop.wait(timeout=7200)
 
@@ -85,21 +97,29 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _config(tmp: Path, base_url: str, token: str, crm: str, concurrency: int) -> Path:
+#: The writer settings of each compared configuration (YAML lines under ``daktela:``).
+FIXED = "  rate_limit_per_s: 10000\n  write_concurrency: {n}\n  max_write_concurrency: {n}\n"
+#: Before issue 15: 20 requests/s, 4 writers, no adaptation.
+OLD_DEFAULTS = "  rate_limit_per_s: 20\n  write_concurrency: 4\n  max_write_concurrency: 4\n"
+#: Today's defaults: no rate, 4 writers growing up to 32 (AIMD).
+NEW_DEFAULTS = ""
+
+
+def _config(tmp: Path, base_url: str, token: str, crm: str, concurrency: int, knobs: str | None = None,
+            name: str = "sync.yaml") -> Path:
     os.environ["DAKTELA_INSTANCE_URL"] = base_url
     os.environ["DAKTELA_ACCESS_TOKEN"] = token
-    path = tmp / "sync.yaml"
+    path = tmp / name
+    writers = FIXED.format(n=concurrency) if knobs is None else knobs
     path.write_text(
         f"""
 daktela:
-  instance_url: ${{DAKTELA_INSTANCE_URL}}
-  access_token: ${{DAKTELA_ACCESS_TOKEN}}
+  instance_url: {base_url}
+  access_token: {token}
   database: default
-  rate_limit_per_s: 10000
-  write_concurrency: {concurrency}
-  timeout_s: 120
+{writers}  timeout_s: 120
 crm: {{adapter: sql, path: {crm}}}
-staging: {{path: {tmp / "crmsync.duckdb"}}}
+staging: {{path: {tmp / (name + ".duckdb")}}}
 sync:
   entities:
     account: {{enabled: true, direction: crm_to_cc, mapping_file: {MAPPINGS / "accounts.yaml"}}}
@@ -110,20 +130,154 @@ sync:
     return path
 
 
-def _crmsync_sync(config_path: Path, run_id: str) -> tuple[int, int]:
+def _timed_staging() -> list[float]:
+    """Wrap ``StagingStore.connect`` so the outermost call of each thread adds its duration."""
+    import threading
+    from contextlib import contextmanager
+
+    from crmsync_pipelines.staging.store import StagingStore
+
+    spent = [0.0]
+    depth = threading.local()
+    original = StagingStore.connect
+
+    @contextmanager
+    def connect(self: Any) -> Any:
+        outer = not getattr(depth, "n", 0)
+        depth.n = getattr(depth, "n", 0) + 1
+        started = time.perf_counter()
+        try:
+            with original(self) as con:
+                yield con
+        finally:
+            depth.n -= 1
+            if outer:
+                spent[0] += time.perf_counter() - started
+
+    StagingStore.connect = connect  # type: ignore[method-assign]
+    return spent
+
+
+def _sync_child(config_path: str, run_id: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """One sync of accounts then contacts, measured in this (child) process."""
     from crmsync_pipelines.config import load_config
     from crmsync_pipelines.engine import SyncEngine, Window
 
-    engine = SyncEngine.from_config(load_config(config_path))
+    staging = _timed_staging()
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    engine = SyncEngine.from_config(load_config(Path(config_path)))
     records = failed = 0
     try:
         for entity in ("account", "contact"):
             load = engine.sync(entity, Window(None, None), run_id)[-1]
             records += sum(load.counts.get(k, 0) for k in ("created", "updated", "unchanged", "failed"))
             failed += load.counts.get("failed", 0)
+        pace = engine.ctx.daktela.write_pace()
     finally:
         engine.close()
-    return records, failed
+    out.put({"records": records, "failed": failed, "seconds": time.perf_counter() - started,
+             "cpu_s": time.process_time() - cpu0, "staging_s": staging[0], "rss_mb": _peak_rss_mb(),
+             "pace": pace})
+
+
+def _crmsync_sync(config_path: Path, run_id: str) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    proc = ctx.Process(target=_sync_child, args=(str(config_path), run_id, out))
+    proc.start()
+    result = out.get()
+    proc.join()
+    if proc.exitcode != 0:
+        raise SystemExit(f"sync {run_id} failed with exit code {proc.exitcode}")
+    return dict(result)
+
+
+class _Simulator:
+    """The Daktela simulator in a child process (so its CPU is not the sync's)."""
+
+    def __init__(self, latency_ms: float, max_concurrent: int | None = None) -> None:
+        ctx = mp.get_context("spawn")
+        ready: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=_serve, args=(latency_ms, ready, self._stop, max_concurrent), daemon=True)
+        self._proc.start()
+        self.base_url, self.token = ready.get(timeout=120)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._proc.join(timeout=30)
+        if self._proc.is_alive():
+            self._proc.terminate()
+
+
+def _first_sync(label: str, latency_ms: float, knobs: str, accounts: int, contacts: int,
+                max_concurrent: int | None = None) -> dict[str, Any]:
+    """A first sync on a fresh simulator and CRM with the given writer settings."""
+    sim = _Simulator(latency_ms, max_concurrent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="crmsync-defaults-"))
+        crm = str(tmp / "crm.sqlite")
+        _in_child(_make_crm, crm, accounts, contacts)
+        config = _config(tmp, sim.base_url, sim.token, crm, 0, knobs)
+        before = _stats(sim.base_url, sim.token)
+        result = _crmsync_sync(config, "defaults")
+        result["calls"], result["writes"] = _calls(before, _stats(sim.base_url, sim.token))
+        result["label"] = label
+        print(f"  {label}: {result['records']:,} records in {result['seconds']:.1f}s", flush=True)
+        return result
+    finally:
+        sim.close()
+
+
+def _defaults_table(latency_ms: float, accounts: int, contacts: int, capped_records: int,
+                    capped_latency_ms: float, capped: int) -> list[str]:
+    rows = [
+        _first_sync("old defaults (20 req/s, 4 writers)", latency_ms, OLD_DEFAULTS, accounts, contacts),
+        _first_sync("new defaults (adaptive 4..32 writers)", latency_ms, NEW_DEFAULTS, accounts, contacts),
+    ]
+    capped_accounts = max(1, capped_records // 11)
+    capped_run = _first_sync(f"new defaults, server allows {capped} concurrent, {capped_latency_ms:g} ms",
+                             capped_latency_ms, NEW_DEFAULTS, capped_accounts, capped_records - capped_accounts,
+                             max_concurrent=capped)
+    lines = []
+    for r in [*rows, capped_run]:
+        pace = r.get("pace") or {}
+        lat = capped_latency_ms if r is capped_run else latency_ms
+        ideal = r["writes"] * lat / 1000 / capped if r is capped_run else None
+        lines.append(f"{r['label']:<52} | {r['records']:>7,} | {r['calls']:>7,} | {r['seconds']:>7.1f} | "
+                     f"{r['records'] / r['seconds']:>9,.0f} | {pace.get('peak', '-')!s:>5} | "
+                     f"{pace.get('overloads', '-')!s:>9} | "
+                     + (f"N×latency÷{capped} = {ideal:.1f}s: {ideal / r['seconds']:.0%} of it" if ideal else ""))
+    return lines
+
+
+def _set_latency(base_url: str, token: str, ms: float) -> None:
+    httpx.post(f"{base_url}/_sim/latency", json={"ms": ms}, headers={"X-AUTH-TOKEN": token},
+               timeout=30).raise_for_status()
+
+
+def _scaling(base_url: str, token: str, sizes: list[int], latency_ms: float, concurrency: int) -> list[str]:
+    """Unchanged re-sync cost per record at each size (the first load runs at 0 ms latency)."""
+    lines = []
+    for size in sizes:
+        tmp = Path(tempfile.mkdtemp(prefix=f"crmsync-scale-{size}-"))
+        crm = str(tmp / "crm.sqlite")
+        accounts = max(1, size // 10)
+        _in_child(_make_crm, crm, accounts, size)
+        config = _config(tmp, base_url, token, crm, concurrency)
+        _set_latency(base_url, token, 0)
+        try:
+            first = _crmsync_sync(config, f"scale-{size}-first")
+        finally:
+            _set_latency(base_url, token, latency_ms)
+        same = _crmsync_sync(config, f"scale-{size}-same")
+        n = same["records"]
+        lines.append(f"{size:>9,} | {n:>9,} | {first['seconds']:>7.1f} | {same['seconds']:>6.2f} | "
+                     f"{n / same['seconds']:>10,.0f} | {same['seconds'] / n * 1e6:>8.1f} | "
+                     f"{same['cpu_s'] / n * 1e6:>8.1f} | {same['rss_mb']:>6.0f}")
+        print(f"  scale {size:,}: unchanged re-sync {n:,} records in {same['seconds']:.2f}s", flush=True)
+    return lines
 
 
 def _php_sdk_resync(config_path: Path, threads: int) -> int:
@@ -180,7 +334,20 @@ def main() -> None:
     parser.add_argument("--write-concurrency", type=int, default=8)
     parser.add_argument("--baseline-threads", type=int, default=8)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--defaults", action="store_true",
+                        help="also compare the old and new writer defaults and a server capping concurrency")
+    parser.add_argument("--defaults-accounts", type=int, default=50)
+    parser.add_argument("--defaults-contacts", type=int, default=500)
+    parser.add_argument("--capped-records", type=int, default=11_000)
+    parser.add_argument("--capped-latency-ms", type=float, default=50.0)
+    parser.add_argument("--capped-concurrent", type=int, default=32)
+    parser.add_argument("--scale", default="", help="comma-separated contact counts for the scaling table, "
+                                                     "e.g. 10000,50000,200000 (empty: no scaling table)")
     args = parser.parse_args()
+    sizes = [int(v) for v in args.scale.split(",") if v.strip()]
+    measured: dict[str, dict[str, Any]] = {}
+    scale_lines: list[str] = []
+    default_lines: list[str] = []
 
     ctx = mp.get_context("spawn")
     ready: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
@@ -198,20 +365,31 @@ def main() -> None:
         def phase(label: str, work: Any) -> None:
             before = _stats(base_url, token)
             started = time.perf_counter()
-            records = work()
+            result = work()
             seconds = time.perf_counter() - started
+            if isinstance(result, dict):
+                measured[label] = result
+                records, seconds, rss = int(result["records"]), float(result["seconds"]), float(result["rss_mb"])
+            else:
+                records, rss = int(result), _peak_rss_mb()
             calls, writes = _calls(before, _stats(base_url, token))
-            rows.append((label, records, calls, writes, seconds, _peak_rss_mb()))
+            measured.setdefault(label, {})["writes"] = writes
+            rows.append((label, records, calls, writes, seconds, rss))
             print(f"  {label}: {records:,} records, {calls:,} calls, {writes:,} writes, {seconds:.1f}s", flush=True)
 
-        phase("crmsync first sync", lambda: _crmsync_sync(config, "bench-first")[0])
-        phase("crmsync re-sync, nothing changed", lambda: _crmsync_sync(config, "bench-same")[0])
+        phase("crmsync first sync", lambda: _crmsync_sync(config, "bench-first"))
+        phase("crmsync re-sync, nothing changed", lambda: _crmsync_sync(config, "bench-same"))
         _in_child(_mutate, crm, args.changed_pct, 11)
-        phase(f"crmsync re-sync, {args.changed_pct:g}% changed", lambda: _crmsync_sync(config, "bench-delta")[0])
+        phase(f"crmsync re-sync, {args.changed_pct:g}% changed", lambda: _crmsync_sync(config, "bench-delta"))
         if not args.skip_baseline:
             _in_child(_mutate, crm, args.changed_pct, 12)
             phase(f"PHP SDK pattern re-sync, {args.changed_pct:g}% changed",
                   lambda: _php_sdk_resync(config, args.baseline_threads))
+        if sizes:
+            scale_lines = _scaling(base_url, token, sizes, args.latency_ms, args.write_concurrency)
+        if args.defaults:
+            default_lines = _defaults_table(args.latency_ms, args.defaults_accounts, args.defaults_contacts,
+                                            args.capped_records, args.capped_latency_ms, args.capped_concurrent)
     finally:
         stop.set()
         server.join(timeout=30)
@@ -228,6 +406,37 @@ def main() -> None:
         print(" | ".join(str(v).ljust(widths[j]) for j, v in enumerate(row)))
         if i == 0:
             print("-+-".join("-" * w for w in widths))
+    print(f"\nWrites: {args.write_concurrency} writers, {args.latency_ms:g} ms simulator latency; floor = writes × "
+          "latency ÷ writers. CPU and staging time are the sync process's own (child process).")
+    overhead = [("phase", "writes", "floor s", "wall ÷ floor", "client CPU ms/write", "staging ms/write",
+                 "CPU µs/record")]
+    for label, n, _calls_n, writes, seconds, _rss in rows:
+        m = measured.get(label, {})
+        if "cpu_s" not in m:
+            continue
+        floor = writes * args.latency_ms / 1000 / args.write_concurrency
+        overhead.append((label, f"{writes:,}", f"{floor:.1f}" if writes else "-",
+                         f"{seconds / floor:.2f}x" if writes and floor else "-",
+                         f"{m['cpu_s'] / writes * 1000:.2f}" if writes else "-",
+                         f"{m['staging_s'] / writes * 1000:.3f}" if writes else "-",
+                         f"{m['cpu_s'] / n * 1e6:.0f}" if n else "-"))
+    widths = [max(len(str(r[i])) for r in overhead) for i in range(len(overhead[0]))]
+    for i, row in enumerate(overhead):
+        print(" | ".join(str(v).ljust(widths[j]) for j, v in enumerate(row)))
+        if i == 0:
+            print("-+-".join("-" * w for w in widths))
+    if scale_lines:
+        print("\nScaling: unchanged re-sync (first load at 0 ms latency); flat µs/record and RSS = flat in N")
+        print(f"{'contacts':>9} | {'records':>9} | {'first s':>7} | {'same s':>6} | {'records/s':>10} | "
+              f"{'µs/rec':>8} | {'CPU µs/r':>8} | {'RSS MB':>6}")
+        for line in scale_lines:
+            print(line)
+    if default_lines:
+        print(f"\nWriter defaults, first sync on a fresh simulator ({args.latency_ms:g} ms latency unless said)")
+        print(f"{'configuration':<52} | {'records':>7} | {'calls':>7} | {'wall s':>7} | {'records/s':>9} | "
+              f"{'peak':>5} | {'overloads':>9} |")
+        for line in default_lines:
+            print(line)
     delta = [r for r in rows if r[0].startswith("crmsync re-sync,") and "nothing" not in r[0]]
     base = [r for r in rows if r[0].startswith("PHP SDK")]
     if delta and base and delta[0][2]:

@@ -7,11 +7,16 @@ Real simulator over HTTP (with latency, so writes overlap), real SQLite CRM, rea
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from crmsync_pipelines.engine import Window
 from crmsync_pipelines.simulator import Fault
+from crmsync_pipelines.staging.store import StagingStore
 from crmsync_tests.fixtures.engine import EngineEnv
 
 ALL = Window(None, None)
@@ -102,3 +107,33 @@ def test_a_refused_token_stops_the_stream_and_files_the_rest(engine_env: EngineE
     # Every record of the window is in the ledger of this run or failed_records.
     ledgered = {r["source_id"] for r in engine.staging.ledger_rows("run-1", "contact")}
     assert len(ledgered | set(failed)) == _crm_contacts(engine_env)
+
+
+def test_a_stage_holding_the_file_lets_a_waiting_process_in_between_chunks(tmp_path: Path) -> None:
+    """One connection per stage, yet two processes interleave: the waiter leaves a marker and
+    the holder gives the file up at its next chunk boundary."""
+    path = tmp_path / "crmsync.duckdb"
+    store = StagingStore(path)
+    store.table_counts()
+    script = (
+        "import sys, time; from crmsync_pipelines.staging.store import StagingStore; "
+        f"s = StagingStore({str(path)!r}, lock_timeout_s=20); t = time.monotonic(); "
+        "s.new_batch('contact', 'ids', 'other-process', None, None); "
+        "print(f'in after {time.monotonic() - t:.2f}s', flush=True)"
+    )
+    with store.hold():
+        store.new_batch("account", "ids", "holder", None, None)
+        other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while other.poll() is None:  # the holder's chunk loop
+            assert time.monotonic() < deadline
+            store.new_batch("account", "ids", "holder", None, None)
+            store.let_waiters_in()
+            time.sleep(0.05)
+        out, _ = other.communicate()
+        assert other.returncode == 0 and out.startswith("in after"), out
+        store.new_batch("account", "ids", "holder", None, None)  # the holder has the file again
+    with store.connect() as con:
+        runs = dict(con.execute("SELECT run_id, count(*) FROM batches GROUP BY 1").fetchall())
+    assert runs["other-process"] == 1 and runs["holder"] >= 3
+    assert not store._waiting_marker.exists()

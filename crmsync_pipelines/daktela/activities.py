@@ -9,6 +9,7 @@ relation is empty) so every row of a type has the same columns.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from crmsync_pipelines.daktela.normalize import normalize_custom_fields
@@ -105,3 +106,31 @@ def flatten_activity(record: dict[str, Any], activity_type: str | None = None) -
 
     row["customFields"] = normalize_custom_fields(record.get("customFields"))
     return row
+
+
+#: Activity fields the engine itself reads on every row (the name, the type, the settle check).
+ENGINE_FIELDS = ("name", "type", "time", "time_close", "action")
+_ROW_ALIASES = {"id": "name", "activity_type": "type"}
+
+
+def raw_fields(row_fields: Iterable[str], time_field: str = "time") -> list[str]:
+    """The raw activity fields (``fields[]`` projection roots) that give these flattened row
+    fields, plus what the engine needs; the rest of a ~5 KB activity is never requested.
+
+    ``contact_name``/``contact_title`` come from ``contact``, ``user_email`` from ``user``,
+    ``item_*`` and ``direction`` from ``item`` (the channel record),
+    ``customFields.x`` from ``customFields``; any other name is a top-level field.
+    """
+    wanted: dict[str, None] = dict.fromkeys((*ENGINE_FIELDS, time_field))
+    for field in row_fields:
+        root = field.split(".", 1)[0]
+        relation = next((r for r in RELATIONS if root.startswith(f"{r}_")), None)
+        if relation is not None and root in (f"{relation}_name", f"{relation}_title", "user_email", "user_login"):
+            wanted.setdefault(relation, None)
+        elif root.startswith("item_"):
+            wanted.setdefault("item", None)
+        elif root == "direction":  # the channel record's (``item``) direction, lower-cased by the flattening
+            wanted.setdefault("item", None)
+        else:
+            wanted.setdefault(_ROW_ALIASES.get(root, root), None)
+    return list(wanted)

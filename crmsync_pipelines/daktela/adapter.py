@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crmsync_pipelines.daktela.activities import flatten_activity, type_code
-from crmsync_pipelines.daktela.client import MAX_TAKE, DaktelaClient
+from crmsync_pipelines.daktela.client import MAX_TAKE, DaktelaClient, Page
 from crmsync_pipelines.daktela.errors import (
     TRANSIENT_ERRORS,
     DaktelaAuthError,
@@ -228,6 +228,20 @@ class DaktelaAdapter:
         projection = _with_fields(fields, ["name", key_field] if key_field else ["name"])
         seen: set[str] = set()
         first_page = True
+        # The next page is fetched while the caller works on this one (parsing, staging): the
+        # keyset bound is known as soon as a page arrives. At most two pages are held.
+        prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daktela-page")
+        try:
+            yield from self._keyset_pages(model, base_filters, key_field, projection, include_nulls,
+                                          restart_on_timezone, seen, first_page, prefetch)
+        finally:
+            prefetch.shutdown(wait=False, cancel_futures=True)
+
+    def _keyset_pages(
+        self, model: str, base_filters: Callable[[], list[Filter]], key_field: str | None,
+        projection: list[str] | None, include_nulls: bool, restart_on_timezone: bool, seen: set[str],
+        first_page: bool, prefetch: ThreadPoolExecutor,
+    ) -> Iterator[dict[str, Any]]:
         while True:
             base = base_filters()
             phases: list[tuple[str | None, list[Filter]]] = []
@@ -244,16 +258,29 @@ class DaktelaAdapter:
                 sort: list[tuple[str, Literal["asc", "desc"]]] = [("name", "asc")]
                 if phase_key:
                     sort.insert(0, (phase_key, "asc"))
+
+                def fetch(bound: tuple[Any, Any] | None, filters: list[Filter] = filters,
+                          sort: list[tuple[str, Literal["asc", "desc"]]] = sort,
+                          phase_key: str | None = phase_key) -> Page:
+                    page_filters = filters if bound is None else [*filters, _after(phase_key, bound)]
+                    return self.client.list(model, filters=page_filters, sort=sort, take=self.page_size,
+                                            fields=projection)
+
+                upcoming: Future[Page] | None = None
                 while True:
-                    page_filters = filters if last is None else [*filters, _after(phase_key, last)]
-                    page = self.client.list(
-                        model, filters=page_filters, sort=sort, take=self.page_size, fields=projection
-                    )
+                    page = upcoming.result() if upcoming is not None else fetch(last)
+                    upcoming = None
                     if first_page:
                         first_page = False
                         if self._observe_timezone(page.timezone) and restart_on_timezone:
                             restarted = True
                             break
+                    more = not (len(page.records) < self.page_size and len(page.records) >= page.total)
+                    if more and page.records:
+                        tail = page.records[-1]
+                        bound = (tail.get(phase_key) if phase_key else None, tail.get("name"))
+                        if bound != last and tail.get("name") is not None and not (phase_key and bound[0] is None):
+                            upcoming = prefetch.submit(fetch, bound)
                     for record in page.records:
                         name = str(record.get("name"))
                         if name not in seen:
@@ -526,8 +553,38 @@ class DaktelaAdapter:
         since: datetime | None,
         until: datetime | None,
         time_field: str = "time",
+        fields: Sequence[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Flattened activities of one type with ``time_field`` in ``[since, until)``.
+
+        ``fields``: the raw activity fields to request (a ``fields[]`` projection, see
+        ``activities.raw_fields``); an activity is ~5 KB in full. An instance that answers the
+        projected read with HTTP 400 before the first record (a field it does not know) is read
+        again without the projection, and the refusal is logged.
+        """
+        if fields:
+            started = False
+            try:
+                for row in self._iter_activities(activity_type, since, until, time_field, list(fields)):
+                    started = True
+                    yield row
+                return
+            except DaktelaValidationError as refusal:
+                if started or refusal.status != 400:
+                    raise
+                logger.warning("Daktela %s refused the activity field projection (%s); reading whole activities",
+                               self.client.instance_url, "; ".join(refusal.messages) or f"HTTP {refusal.status}")
+        yield from self._iter_activities(activity_type, since, until, time_field, None)
+
+    def _iter_activities(
+        self,
+        activity_type: str,
+        since: datetime | None,
+        until: datetime | None,
+        time_field: str,
+        fields: list[str] | None,
+    ) -> Iterator[dict[str, Any]]:
+        """``iter_activities`` with one projection (None: whole activities).
 
         One call per type, each with its own keyset cursor, so types never share an offset (W1).
 
@@ -542,14 +599,15 @@ class DaktelaAdapter:
         include_nulls = not windowed and time_field != "time"
         seen: set[str] = set()
         if (windowed or include_nulls) and self._refuses_activity_date_filters():
-            yield from self._activities_windowed_here(code, activity_type, since, until, time_field, seen, None)
+            yield from self._activities_windowed_here(code, activity_type, since, until, time_field, seen, None,
+                                                      fields)
             return
         try:
             for record in self._keyset(
                 "activities",
                 lambda: [F("type", "eq", code), *self._window(time_field, since, until)],
                 time_field,
-                fields=None,
+                fields=fields,
                 include_nulls=include_nulls,
                 restart_on_timezone=windowed,
             ):
@@ -558,7 +616,8 @@ class DaktelaAdapter:
         except DaktelaValidationError as refusal:
             if not (windowed or include_nulls) or refusal.status != 400:
                 raise
-            yield from self._activities_windowed_here(code, activity_type, since, until, time_field, seen, refusal)
+            yield from self._activities_windowed_here(code, activity_type, since, until, time_field, seen, refusal,
+                                                      fields)
 
     def _refuses_activity_date_filters(self) -> bool:
         with _NO_ACTIVITY_DATE_FILTERS_LOCK:
@@ -585,6 +644,7 @@ class DaktelaAdapter:
         time_field: str,
         seen: set[str],
         refusal: DaktelaValidationError | None,
+        fields: list[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The window read for instances that refuse date filters: only ``type eq`` is sent.
 
@@ -604,6 +664,7 @@ class DaktelaAdapter:
                     sort=[(time_field, "desc"), ("name", "desc")],
                     skip=skip,
                     take=self.page_size,
+                    fields=_with_fields(fields, ["name", time_field]),
                 )
             except DaktelaValidationError:
                 if first and refusal is not None:

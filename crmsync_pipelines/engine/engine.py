@@ -283,7 +283,8 @@ class SyncEngine:
         before = self.ctx.api_snapshot()
         started = time.monotonic()
         try:
-            yield report
+            with self.staging.hold():  # one staging connection per stage (not per call)
+                yield report
         finally:
             report.api_calls = self.ctx.api_delta(before)
             report.duration_s = round(time.monotonic() - started, 3)

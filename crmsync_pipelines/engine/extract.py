@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crmsync_pipelines.crm.base import RECORD_ERROR_KEY
+from crmsync_pipelines.daktela.activities import raw_fields
 from crmsync_pipelines.engine.context import EngineContext
 from crmsync_pipelines.engine.reports import Window
 
@@ -64,6 +65,7 @@ def _stage(ctx: EngineContext, batch_id: str, entity: str, records: Iterable[dic
             count += len(chunk)
             ctx.log.info("%s: extracted %d records so far", entity, count)
             chunk = []
+            ctx.staging.let_waiters_in()
     ctx.staging.insert_raw(batch_id, entity, chunk)
     return ctx.staging.finish_extract(batch_id)
 
@@ -106,8 +108,12 @@ def _activity_records(ctx: EngineContext, window: Window) -> Iterator[dict[str, 
             unsettled.append((name, str(row.get("activity_type") or "")))
         return row
 
+    # Only the fields the mapping and the engine read are requested (a fields[] projection).
+    mapping = entry.mapping
+    wanted = raw_fields(rule.cc_field for rule in mapping.mappings if not rule.has_value) if mapping else None
     for activity_type in entry.activity_types:
-        for row in ctx.daktela.iter_activities(str(activity_type), since=window.start, until=window.end):
+        for row in ctx.daktela.iter_activities(str(activity_type), since=window.start, until=window.end,
+                                               fields=wanted):
             yield track(row)
     pending = [name for name, _ in ctx.staging.unsettled() if name not in seen]
     if pending:

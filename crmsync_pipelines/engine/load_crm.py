@@ -66,6 +66,7 @@ class CrmActivityLoader:
                                                   pending_only=set_wise):
             outcome.add(self.process(chunk, outcome))
             done += len(chunk)
+            self.ctx.staging.let_waiters_in()
             self.ctx.log.info("activity: %d records processed (%s)", done,
                               ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items())))
         if self.quota is not None:

@@ -102,6 +102,7 @@ class DaktelaLoader:
             results = self.process(chunk, outcome)
             outcome.add(results)
             done += len(chunk)
+            self.ctx.staging.let_waiters_in()
             self.ctx.log.info(
                 "%s: %d records processed (%s)%s", self.ledger_entity, done,
                 ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items())), self._pace(outcome),

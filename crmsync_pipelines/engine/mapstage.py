@@ -126,6 +126,7 @@ def map_batch(
             ctx.staging.upsert_key_map(entity, [(r.source_id, r.lookup_key) for r in rows if r.lookup_key])
         mapped += len(rows)
         ctx.log.info("%s: mapped %d records", entity, mapped)
+        ctx.staging.let_waiters_in()
     failures: list[FailureSample] = []
     with ctx.staging.session():
         if version is not None and memo_relations_ is not None and mapped:

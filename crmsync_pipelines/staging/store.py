@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -111,28 +111,76 @@ class StagingStore:
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        """Keep one connection open for a whole stage (the load's write loop): every store call
-        in this thread still runs in its own transaction and commits at once (a crash loses
-        nothing recorded), but none pays for opening the file (tens of milliseconds each).
+        """Keep one connection for a whole stage: every store call in this thread still runs in
+        its own transaction and commits at once (a crash loses nothing recorded), but none pays
+        for opening the file, nor for the checkpoint DuckDB runs when the last connection
+        closes (tens of milliseconds each, hundreds after a big insert).
 
-        Other processes wait for the file while a stage holds it (``lock_timeout_s``); loads of
-        one entity are serialised by ``entity_lock`` anyway.
+        The connection is opened at the first store call inside (so a stage takes its entity
+        lock before the file, never the other way round). Another process that finds the file
+        held leaves a ``<file>.waiting`` marker while it retries; the holder gives the file up
+        at its next chunk boundary (``let_waiters_in``) and opens it again when next needed, so
+        two runs still interleave instead of one failing with ``StagingBusyError``.
         """
-        if getattr(self._local, "held", None) is not None or getattr(self._local, "con", None) is not None:
+        if getattr(self._local, "holding", False) or getattr(self._local, "con", None) is not None:
             yield
             return
-        with self._lock:
-            con = self._open()
+        self._local.holding = True
+        try:
+            yield
+        finally:
+            self._local.holding = False
+            self._release_held()
+
+    def _held(self) -> duckdb.DuckDBPyConnection | None:
+        """The stage's connection (opened now if the stage has none yet), or None outside ``hold``."""
+        if not getattr(self._local, "holding", False):
+            return None
+        held: duckdb.DuckDBPyConnection | None = getattr(self._local, "held", None)
+        if held is None:
+            self._lock.acquire()
             try:
+                held = self._open()
                 if not self._schema_ready:
-                    self._ensure_schema(con)
-                self._local.held = con
-                try:
-                    yield
-                finally:
-                    self._local.held = None
-            finally:
-                con.close()
+                    self._ensure_schema(held)
+            except BaseException:
+                if held is not None:
+                    held.close()
+                self._lock.release()
+                raise
+            self._local.held = held
+        return held
+
+    def _release_held(self) -> None:
+        held = getattr(self._local, "held", None)
+        if held is None:
+            return
+        self._local.held = None
+        try:
+            held.close()
+        finally:
+            self._lock.release()
+
+    @property
+    def _waiting_marker(self) -> Path:
+        return self.path.with_name(f"{self.path.name}.waiting")
+
+    def let_waiters_in(self) -> None:
+        """At a chunk boundary of a stage that holds the file: if another process is waiting
+        for it (a fresh ``.waiting`` marker), close the connection and pause briefly; the next
+        store call opens the file again (waiting, with backoff, while the other has it)."""
+        if getattr(self._local, "held", None) is None or getattr(self._local, "con", None) is not None:
+            return
+        marker = self._waiting_marker
+        try:
+            age = time.time() - marker.stat().st_mtime
+        except OSError:
+            return
+        if age > 5.0:  # left by a process that stopped waiting
+            marker.unlink(missing_ok=True)
+            return
+        self._release_held()
+        time.sleep(0.3)
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -141,7 +189,7 @@ class StagingStore:
         if shared is not None:
             yield shared
             return
-        held = getattr(self._local, "held", None)
+        held = self._held()
         if held is not None:
             held.execute("BEGIN TRANSACTION")
             try:
@@ -170,15 +218,22 @@ class StagingStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
+        waited = False
         while True:
             try:
                 # One thread per connection: opening is faster and the work is I/O-light. The
                 # memory cap keeps DuckDB's buffer cache from growing with the file; bigger work
                 # spills to disk instead of raising the sync's peak RSS.
-                return duckdb.connect(str(self.path), config={"threads": 1, "memory_limit": "192MB"})
+                con = duckdb.connect(str(self.path), config={"threads": 1, "memory_limit": "192MB"})
+                if waited:
+                    self._waiting_marker.unlink(missing_ok=True)
+                return con
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise
+                waited = True
+                with suppress(OSError):  # tell a holder (``hold``) that someone waits; it lets us in
+                    self._waiting_marker.touch()
                 if time.monotonic() >= deadline:
                     raise StagingBusyError(
                         f"staging file {self.path} is held by another process for more than "
@@ -186,7 +241,7 @@ class StagingStore:
                         "Wait for it to finish or raise staging.lock_timeout_s."
                     ) from exc
                 time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, 0.25)  # a holder lets us in for 0.3 s at a chunk boundary
 
     def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         ddl = resources.files("crmsync_pipelines.staging").joinpath("schema.sql").read_text(encoding="utf-8")

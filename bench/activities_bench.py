@@ -1,0 +1,180 @@
+"""Activities benchmark: extraction against the server's page-fetch floor, and a full
+Daktela → SQL CRM sync.
+
+The simulator runs in a child process (``--latency-ms`` per request, default 5) holding
+``--activities`` call activities (default 20,000) with their full relations (queue, user,
+contact, the call record). One table:
+
+1. the floor: the pages alone (``client.list`` with the ``fields[]`` projection, no parsing),
+   and the same without the projection (whole ~5 KB activities);
+2. ``iter_activities`` reading whole activities (what the engine did before issue 15);
+3. ``iter_activities`` with the projection the bundled mapping needs (the engine's read now;
+   the next page is fetched while the current one is parsed), as a share of the floor;
+4. a full ``activity`` sync (extract, map, load) into a fresh SQLite CRM.
+
+Usage: ``.venv/bin/python bench/activities_bench.py [--activities N] [--latency-ms 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import tempfile
+import time
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPPINGS = ROOT / "mappings"
+INSERT_BATCH = 5_000
+
+
+def _serve(count: int, latency_ms: float, ready: mp.Queue, stop: Event) -> None:  # type: ignore[type-arg]
+    from datetime import datetime, timedelta
+
+    from crmsync_pipelines.simulator import run_simulator
+
+    with run_simulator(seed="demo", latency_ms=0.0) as sim:
+        contacts = [c["name"] for c in sim.all("contacts")]
+        queue = next(q["name"] for q in sim.all("queues") if q.get("type") == "in")
+        users = [u["name"] for u in sim.all("users")]
+        start = datetime(2026, 11, 1, 8, 0, 0)
+        for first in range(0, count, INSERT_BATCH):
+            batch = []
+            for i in range(first, min(count, first + INSERT_BATCH)):
+                began = start + timedelta(seconds=17 * i)
+                batch.append({
+                    "name": f"activities_bench{i:08d}", "type": "CALL", "queue": queue,
+                    "user": users[i % len(users)], "contact": contacts[i % len(contacts)],
+                    "time": began.strftime("%Y-%m-%d %H:%M:%S"),
+                    "time_close": (began + timedelta(seconds=120)).strftime("%Y-%m-%d %H:%M:%S"),
+                    "duration": 120, "title": f"Hovor {i}", "action": "CLOSE", "priority": 0,
+                    "description": "Zákazník se ptal na fakturu " * 4,
+                    "item": {"id_call": f"{1_790_000_000 + i}.{i % 9000 + 1000}", "clid": "+420777000111",
+                             "did": "+420222333444", "direction": "in", "answered": True},
+                })
+            sim.insert_many("activities", batch)
+        sim.set_latency(latency_ms)
+        ready.put((sim.base_url, sim.token))
+        stop.wait(timeout=7200)
+
+
+def _adapter(base_url: str, token: str) -> Any:
+    from crmsync_pipelines.daktela import DaktelaAdapter, DaktelaClient
+
+    client = DaktelaClient(base_url, token, rate_limit_per_s=None, timeout_s=120)
+    return DaktelaAdapter(client, database="default")
+
+
+def _bundled_fields() -> list[str]:
+    from crmsync_pipelines.daktela.activities import raw_fields
+    from crmsync_pipelines.mapping import load_mapping
+
+    mapping = load_mapping(MAPPINGS / "activities.yaml")
+    return raw_fields(rule.cc_field for rule in mapping.mappings if not rule.has_value)
+
+
+def _pages_only(base_url: str, token: str, fields: list[str] | None) -> int:
+    """The floor: the keyset pages one after another, nothing done with them."""
+    from crmsync_pipelines.daktela.filters import F
+
+    adapter = _adapter(base_url, token)
+    rows, last = 0, None
+    while True:
+        filters = [F("type", "eq", "CALL")]
+        if last is not None:
+            filters.append(F("name", "gt", last))
+        page = adapter.client.list("activities", filters=filters, sort=[("name", "asc")], take=1000,
+                                   fields=[*fields, "name"] if fields else None)
+        rows += len(page.records)
+        if len(page.records) < 1000:
+            adapter.close()
+            return rows
+        last = page.records[-1]["name"]
+
+
+def _iterate(base_url: str, token: str, fields: list[str] | None) -> int:
+    adapter = _adapter(base_url, token)
+    rows = sum(1 for _ in adapter.iter_activities("call", since=None, until=None, fields=fields))
+    adapter.close()
+    return rows
+
+
+def _sync(base_url: str, token: str) -> int:
+    from crmsync_pipelines.config import load_config
+    from crmsync_pipelines.crm.demo_data import create_demo_crm
+    from crmsync_pipelines.engine import SyncEngine, Window
+
+    tmp = Path(tempfile.mkdtemp(prefix="crmsync-activities-bench-"))
+    crm = tmp / "crm.sqlite"
+    create_demo_crm(crm, accounts=5, contacts=20, seed=2026)
+    config = tmp / "sync.yaml"
+    config.write_text(f"""
+daktela: {{instance_url: {base_url}, access_token: {token}, database: default, timeout_s: 120}}
+crm: {{adapter: sql, path: {crm}}}
+staging: {{path: {tmp / "crmsync.duckdb"}}}
+sync:
+  entities:
+    activity:
+      enabled: true
+      direction: cc_to_crm
+      mapping_file: {MAPPINGS / "activities.yaml"}
+      activity_types: [call]
+      settle_minutes: 0
+      rescan_partitions: 0
+""", encoding="utf-8")
+    engine = SyncEngine.from_config(load_config(config))
+    try:
+        load = engine.sync("activity", Window(None, None), "bench")[-1]
+    finally:
+        engine.close()
+    return int(load.counts.get("created", 0) + load.counts.get("unchanged", 0) + load.counts.get("updated", 0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--activities", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=float, default=5.0)
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    ready: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    stop = ctx.Event()
+    server = ctx.Process(target=_serve, args=(args.activities, args.latency_ms, ready, stop), daemon=True)
+    server.start()
+    fields = _bundled_fields()
+    rows: list[tuple[str, int, float]] = []
+    try:
+        base_url, token = ready.get(timeout=600)
+        cases = [
+            ("floor: pages only, projected fields", lambda: _pages_only(base_url, token, fields)),
+            ("floor: pages only, whole activities", lambda: _pages_only(base_url, token, None)),
+            ("iter_activities, whole activities (before)", lambda: _iterate(base_url, token, None)),
+            ("iter_activities, projected + prefetch (now)", lambda: _iterate(base_url, token, fields)),
+            ("full activity sync into the SQL CRM", lambda: _sync(base_url, token)),
+        ]
+        for label, work in cases:
+            started = time.perf_counter()
+            count = work()
+            seconds = time.perf_counter() - started
+            rows.append((label, count, seconds))
+            print(f"  {label}: {count:,} rows in {seconds:.2f}s", flush=True)
+    finally:
+        stop.set()
+        server.join(timeout=30)
+        if server.is_alive():
+            server.terminate()
+    floor = rows[0][1] / rows[0][2]
+    print(f"\n{args.activities:,} call activities, {args.latency_ms:g} ms simulator latency; "
+          f"projection: {', '.join(fields)}")
+    header = ("case", "rows", "wall s", "rows/s", "share of the projected floor")
+    table = [header] + [(label, f"{n:,}", f"{s:.2f}", f"{n / s:,.0f}", f"{n / s / floor:.0%}") for label, n, s in rows]
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
+    for i, row in enumerate(table):
+        print(" | ".join(str(v).ljust(widths[j]) for j, v in enumerate(row)))
+        if i == 0:
+            print("-+-".join("-" * w for w in widths))
+
+
+if __name__ == "__main__":
+    main()
