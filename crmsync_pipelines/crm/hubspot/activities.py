@@ -69,6 +69,9 @@ class HubSpotActivity:
     phone: str | None
     email: str | None
     agent_email: str | None = None
+    #: ``crm_contact_id`` was not a HubSpot id (the Daktela contact is not one of ours, e.g.
+    #: ``crm_test`` stripped to ``test``): matched by phone / e-mail instead, and counted.
+    contact_not_ours: bool = False
 
 
 def _text(value: Any) -> str | None:
@@ -240,9 +243,13 @@ class ActivityCodec:
             if name in record:
                 props[name] = _field(record, name)
         agent = _field(record, "agent_email")
-        return HubSpotActivity(object_type, key, props, _link(record, "crm_contact_id"),
+        # docs/crms/hubspot.md: a Daktela contact crm_<id> links HubSpot contact <id>; any other
+        # contact (crm_test, crm_acc_contact_<id> of another setup) is not ours: match instead.
+        contact = _field(record, "crm_contact_id")
+        not_ours = contact is not None and not _DIGITS.match(contact)
+        return HubSpotActivity(object_type, key, props, None if not_ours else contact,
                                _link(record, "crm_company_id"), phone, email.lower() if email else None,
-                               agent.lower() if agent else None)
+                               agent.lower() if agent else None, contact_not_ours=not_ours)
 
     def from_hubspot(self, object_type: str, raw: dict[str, Any], *, links: dict[str, str | None] | None = None
                      ) -> Record:

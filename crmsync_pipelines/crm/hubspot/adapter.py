@@ -101,6 +101,7 @@ class HubSpotAdapter(CrmAdapter):
         self._owners: dict[str, str | None] = {}
         self._owner_unknown = 0
         self._contact_gone = 0
+        self._contact_not_ours = 0
         self._written = {"created": 0, "updated": 0}
 
     @classmethod
@@ -138,6 +139,7 @@ class HubSpotAdapter(CrmAdapter):
             "activities_unlinked_ambiguous": self.matcher.stats.ambiguous,
             "activities_unmatched": self.matcher.stats.unmatched,
             "activities_contact_deleted": self._contact_gone,
+            "activities_contact_not_ours": self._contact_not_ours,
             "activities_owner_unknown": self._owner_unknown,
         }
 
@@ -553,6 +555,7 @@ class HubSpotAdapter(CrmAdapter):
         """Contact by phone / e-mail where Daktela named none, then the contact's primary company."""
         from dataclasses import replace
 
+        self._contact_not_ours += sum(1 for a in activities if a.contact_not_ours)
         unlinked = [i for i, a in enumerate(activities) if not a.contact_id and (a.phone or a.email)]
         resolved = list(activities)
         if unlinked:
