@@ -453,3 +453,9 @@ def test_a_deeply_nested_list_is_no_recursion_error() -> None:
     for _ in range(5_000):
         value = [value]
     assert phone(value) == ["+420603123456"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\r\n"])
+def test_unicode_line_separators_separate_numbers_like_a_new_line(separator: str) -> None:
+    # a rich-text CRM field stores line breaks as U+2028; the whole was refused as one invalid number
+    assert phone(f"603 123 456{separator}604 567 890") == ["+420603123456", "+420604567890"]

@@ -18,9 +18,10 @@ The rules (documented with examples in docs/mappings.md):
 - Several numbers in one value (``a, b``, ``a; b``, ``a | b``, one per line, or ``a / b``
   when the whole is not one valid number) are read one by one.
 - Typography is read as what it looks like: any Unicode space (thin, narrow no-break,
-  ideographic) is a space, any dash or the minus sign (U+2212) a hyphen, the fullwidth
-  ``＋`` a plus; invisible format characters (zero-width space, direction marks, BOM) are
-  dropped (Unicode general categories Zs, Pd and Cf).
+  ideographic) is a space, a line or paragraph separator (U+2028, U+2029, U+0085) a new
+  line, any dash or the minus sign (U+2212) a hyphen, the fullwidth ``＋`` a plus;
+  invisible format characters (zero-width space, direction marks, BOM) are dropped
+  (Unicode general categories Zs, Zl, Zp, Pd and Cf).
 - ``00`` starts an international number even where the region's own international prefix
   differs (``0033 6 12 …`` in the US, where it is ``011``), as no national number starts so.
 - In a region whose national numbers are written with a trunk ``0`` (DE, GB, SK, ...), digits
@@ -63,11 +64,13 @@ _NUMBER_CHARS = re.compile(r"^\+?[\d\s\-./()\u00a0\u2010-\u2015]*$")
 
 def _typography_table() -> dict[int, str | None]:
     """Unicode spaces -> " ", dashes and minus -> "-", format characters removed (see module doc)."""
-    table: dict[int, str | None] = {0x2212: "-", 0xFF0B: "+"}
+    table: dict[int, str | None] = {0x2212: "-", 0xFF0B: "+", 0x85: "\n"}
     for code in range(0x80, 0x10000):  # the Basic Multilingual Plane holds every space and dash
         category = unicodedata.category(chr(code))
         if category == "Zs":
             table[code] = " "
+        elif category in ("Zl", "Zp"):  # U+2028/U+2029 separate lines, like a new line
+            table[code] = "\n"
         elif category == "Pd":
             table[code] = "-"
         elif category == "Cf":
