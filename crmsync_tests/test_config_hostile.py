@@ -561,3 +561,17 @@ def test_an_access_token_no_header_can_carry_is_refused_without_showing_it(
     result = CliRunner().invoke(cli, ["validate", "-c", str(config_file)])
     assert result.exit_code == 1 and "access_token contains a space" in result.output
     assert token.strip() not in result.output and "1234efgh" not in result.output
+
+
+def test_two_merge_keys_in_one_mapping_are_a_duplicate_key(config_file: Path) -> None:
+    # PyYAML kept the first '<<' and silently dropped the second (tooling adding a second defaults block)
+    text = config_file.read_text(encoding="utf-8")
+    config_file.write_text(
+        "x-a: &a {batch_size: 10}\nx-b: &b {batch_size: 20}\n"
+        + text.replace("\nsync:\n", "\nsync:\n  <<: *a\n  <<: *b\n", 1).replace("  batch_size: 100\n", "", 1),
+        encoding="utf-8",
+    )
+    error = _error(config_file)
+    assert error.reason.startswith("invalid YAML at line ")
+    assert error.reason.endswith("duplicate merge key '<<' (merge several mappings with <<: [*a, *b])")
+    assert load_yaml_text("a: &a {k: 1}\nb: &b {k: 2, j: 2}\nc:\n  <<: [*a, *b]\n")["c"] == {"k": 1, "j": 2}

@@ -20,7 +20,8 @@ of it is used (each limit is a ``ConfigError``, never a hang, a memory blow-up o
   ``2026-13-45``) is an error at its line and column;
 - a key written twice in one mapping is an error (YAML requires unique keys; PyYAML would
   silently keep the last one, so ``batch_size`` added by tooling below an existing one would
-  win or lose unnoticed). Keys brought in by a ``<<`` merge may be overridden, as YAML allows.
+  win or lose unnoticed). Keys brought in by a ``<<`` merge may be overridden, as YAML allows;
+  a second ``<<`` in one mapping is a duplicate key too (``<<: [*a, *b]`` merges several).
 """
 
 from __future__ import annotations
@@ -72,8 +73,17 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
+        merges = 0
         for key_node, _ in node.value:
-            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            if isinstance(key_node, ScalarNode) and key_node.tag == "tag:yaml.org,2002:merge":
+                merges += 1
+                if merges > 1:  # PyYAML silently let one of them win
+                    raise _LimitError(
+                        problem="duplicate merge key '<<' (merge several mappings with <<: [*a, *b])",
+                        problem_mark=key_node.start_mark,
+                    )
+                continue
+            if not isinstance(key_node, ScalarNode):
                 continue
             key = self.construct_object(key_node)
             if key in seen:
