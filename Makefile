@@ -14,6 +14,8 @@ STAMP := $(VENV)/.installed-dev
 DATA_DIR ?= data
 # Where `make demo`/`make dev` serve the Daktela simulator (fixed, so data/crmsync.env stays valid).
 SIMULATOR_PORT ?= 8765
+# The CRM side of `make demo`: sql (the SQLite demo CRM), raynet or hubspot (their simulators).
+CRM ?= sql
 # The dev extra carries the test and lint tools; `make demo` needs the same environment.
 UV_SYNC_FLAGS ?= --frozen --extra dev
 
@@ -50,7 +52,7 @@ lock: | $(UV)
 
 ## make demo: simulator + demo CRM + one real Dagster run of every asset, then a summary.
 demo: $(STAMP)
-	$(BIN)/crmsync demo --data-dir $(DATA_DIR) --simulator-port $(SIMULATOR_PORT)
+	$(BIN)/crmsync demo --data-dir $(DATA_DIR) --simulator-port $(SIMULATOR_PORT) --crm $(CRM)
 
 ## make test: lock check, linters, type check, definitions check and the whole test suite.
 test: $(STAMP) lock-check lint typecheck defs-check
@@ -80,6 +82,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/crm_iter_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/webhook_bench.py
+	$(BIN)/python bench/activities_bench.py
+	$(BIN)/python bench/raynet_bench.py
+	$(BIN)/python bench/hubspot_bench.py
+	$(BIN)/python bench/inbox_lease_bench.py
 
 clean:
 	rm -rf $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache
