@@ -88,6 +88,8 @@ PHONE_FIELDS: dict[str, tuple[str, ...]] = {
     "person": ("contactInfo.tel1", "contactInfo.tel2"),
 }
 LOOKUP_FIELD = "extId"
+#: Activity references to records that may have been deleted in Raynet since they were linked.
+_LINK_REFERENCES = ("person", "company")
 _FIND_LIMIT = 10
 
 
@@ -142,7 +144,8 @@ class RaynetAdapter(CrmAdapter):
         self._phones = PhoneNormaliser(settings.default_region)
         self._index: PersonIndex | None = None
         self.link_stats: dict[str, int] = dict.fromkeys(
-            ("links_by_contact", "links_by_phone", "links_by_email", "links_ambiguous", "links_none"), 0
+            ("links_by_contact", "links_by_phone", "links_by_email", "links_ambiguous", "links_none",
+             "links_deleted"), 0
         )
         self.write_stats: dict[str, int] = dict.fromkeys(("created", "updated", "recovered_duplicates"), 0)
 
@@ -604,6 +607,23 @@ class RaynetAdapter(CrmAdapter):
     def _write_one(self, record: Record) -> Record:
         entity, payload = self._prepare(record)
         hint = payload.pop("id", None)
+        # Links the adapter made (from the Daktela contact crm_<id> / crm_acc_contact_<id>, or a
+        # phone / e-mail match); a person or company the mapping sets itself stays the mapping's.
+        derived = {k for k in _LINK_REFERENCES if record.get(k) in (None, "") and payload.get(k) not in (None, "")}
+        for _ in _LINK_REFERENCES:
+            try:
+                return self._send(entity, payload, hint)
+            except RaynetValidationError as exc:
+                # That person / company was deleted in Raynet since Daktela learnt it: the call is
+                # kept, unlinked from it, and counted (never refused in every run).
+                if not exc.by_raynet or exc.field not in derived or payload.get(exc.field) in (None, ""):
+                    raise
+                self.link_stats["links_deleted"] += 1
+                payload = {**payload, exc.field: None}
+        return self._send(entity, payload, hint)
+
+    def _send(self, entity: str, payload: Record, hint: Any) -> Record:
+        """Update the record the ledger knows (``hint``), else create (or update a duplicate extId)."""
         if hint:
             try:
                 hinted_entity, raw_id = split_activity_id(str(hint))

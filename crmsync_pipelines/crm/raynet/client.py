@@ -56,9 +56,11 @@ _QUOTED_FIELD = re.compile(r"['\"‘’„“]([A-Za-z_][\w.\-]*)['\"‘’“�
 class RaynetValidationError(RecordValidationError):
     """Raynet (or our pre-flight check) rejected a record's data; ``field`` names the attribute when known."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, by_raynet: bool = False) -> None:
         super().__init__(f"field {field!r}: {message}" if field else message)
         self.field = field
+        #: True when Raynet answered the refusal (False: our pre-flight check, no request spent).
+        self.by_raynet = by_raynet
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,7 @@ def _error_for(status: int, body: Any, method: str, path: str, where: str) -> Ex
         return ConflictError(text)
     if status == 400 or (status == 500 and raw.startswith(_BUSINESS_PREFIXES)):
         found = _QUOTED_FIELD.search(translated) or _QUOTED_FIELD.search(raw)
-        return RaynetValidationError(text, field=found.group(1) if found else None)
+        return RaynetValidationError(text, field=found.group(1) if found else None, by_raynet=True)
     if status == 404:
         return ConflictError(f"{text} (the record does not exist)")
     if status == 405:
