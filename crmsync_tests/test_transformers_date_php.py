@@ -337,3 +337,13 @@ def test_a_list_of_dates_is_converted_element_by_element() -> None:
         fmt(["15.1.2025", "soon"], to="Y-m-d")
     assert fmt(["15.1.2025", "soon"], to="Y-m-d", on_invalid="drop") == ["2025-01-15"]
     assert fmt(["15.1.2025", "soon"], to="Y-m-d", on_invalid="keep") == ["2025-01-15", "soon"]
+
+
+def test_numpy_values_are_read_like_python_ones() -> None:
+    np = pytest.importorskip("numpy")
+    # np.int64 epoch seconds were 'expected a date string, got int64'
+    assert fmt(np.int64(1736935200), **{"from": "U", "to": "c"}) == "2025-01-15T10:00:00+00:00"
+    assert fmt(np.float64(1736935200.5), **{"from": "U", "to": "Y-m-d H:i:s.u"}) == "2025-01-15 10:00:00.500000"
+    assert fmt(np.str_("15.1.2025"), to="Y-m-d") == "2025-01-15"
+    with pytest.raises(RefusedValueError, match="expected a date string, got bool"):
+        fmt(np.bool_(True), **{"from": "U", "to": "c"})

@@ -459,3 +459,19 @@ def test_a_deeply_nested_list_is_no_recursion_error() -> None:
 def test_unicode_line_separators_separate_numbers_like_a_new_line(separator: str) -> None:
     # a rich-text CRM field stores line breaks as U+2028; the whole was refused as one invalid number
     assert phone(f"603 123 456{separator}604 567 890") == ["+420603123456", "+420604567890"]
+
+
+def test_numpy_values_from_a_pandas_based_adapter() -> None:
+    np = pytest.importorskip("numpy")
+    # np.int64 / np.str_ were refused as 'a int64, not text'; a float32 cannot hold the digits
+    assert phone(np.int64(603123456)) == "+420603123456"
+    assert phone(np.uint64(420603123456)) == "+420603123456"
+    assert phone(np.float64(603123456.0)) == "+420603123456"
+    assert phone(np.str_("603 123 456")) == "+420603123456"
+    assert phone([np.int32(603123456), np.str_("604 567 890")]) == ["+420603123456", "+420604567890"]
+    with pytest.raises(RefusedValueError, match=re.escape("is a float32, too imprecise to hold a phone number's")):
+        phone(np.float32(603123457.0))  # rounds to 603123456: a different, valid number
+    with pytest.raises(RefusedValueError, match=re.escape("np.True_ is not a phone number (a bool, not text)")):
+        phone(np.bool_(True))
+    with pytest.raises(RefusedValueError, match=re.escape("is not a whole positive number")):
+        phone(np.int64(-5))

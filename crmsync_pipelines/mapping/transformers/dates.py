@@ -12,6 +12,7 @@ through unchanged.
 
 from __future__ import annotations
 
+import numbers
 import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -154,12 +155,13 @@ def date_format(params: dict[str, Any], registry: TransformerRegistry) -> Compil
             return value
         if isinstance(value, date):
             return datetime(value.year, value.month, value.day)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and epoch_input:
-            try:
-                return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and epoch_input:
+            try:  # numbers.Real: NumPy's int64/float64 too
+                return datetime.fromtimestamp(float(value) if not isinstance(value, int) else value, UTC)
             except (OverflowError, OSError, ValueError):
                 raise ValueError(f"{quote(value)} is out of range for a Unix time") from None
         if isinstance(value, str):
+            value = str(value)  # np.str_ and other subclasses
             try:
                 moment = _parse_text(value, parser)
             except ImpossibleDateError as exc:

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
@@ -76,16 +78,41 @@ def _regions(params: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _as_text(value: Any) -> str | None:
-    """Whole numbers as digits; None for a type or number that cannot be a phone number."""
-    if isinstance(value, bool):
+    """Text of a ``str`` subclass, whole numbers as digits; None for what cannot be a phone number.
+
+    Numbers are read by their ABCs (``numbers.Integral``/``numbers.Real``), so NumPy's
+    ``int64``/``float64`` from a pandas-based adapter read like Python's own.
+    """
+    if isinstance(value, str):
+        return str(value)  # np.str_ and other str subclasses are text
+    if _is_bool(value):
         return None
-    if isinstance(value, int):
-        return str(value) if value > 0 else None
-    if isinstance(value, float):
-        return str(int(value)) if math.isfinite(value) and value.is_integer() and value > 0 else None
+    if isinstance(value, numbers.Integral):
+        whole = int(value)
+        return str(whole) if whole > 0 else None
     if isinstance(value, Decimal):
         return str(int(value)) if value.is_finite() and value == value.to_integral_value() and value > 0 else None
+    if isinstance(value, (float, Fraction)):  # a float64 holds 15 digits exactly; a float32 does not
+        real = float(value)
+        return str(int(real)) if math.isfinite(real) and real.is_integer() and real > 0 else None
     return None
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or (getattr(value, "dtype", None) is not None and value.dtype == bool)
+
+
+def _refusal_reason(value: Any) -> str:
+    """Why a non-text value that ``_as_text`` could not read is no phone number."""
+    if not _is_bool(value):
+        if isinstance(value, numbers.Real) and not isinstance(value, (float, Fraction, numbers.Integral)):
+            return (
+                f"{quote(value)} is a {type(value).__name__}, too imprecise to hold a phone number's digits "
+                "exactly (a float32 rounds 603123457 to 603123456)"
+            )
+        if isinstance(value, (numbers.Real, Decimal)):
+            return f"{quote(value)} is not a whole positive number, so not a phone number"
+    return f"{quote(value)} is not a phone number (a {type(value).__name__}, not text)"
 
 
 def phone_normalize(params: dict[str, Any], registry: TransformerRegistry) -> CompiledTransformer:
@@ -131,11 +158,7 @@ def phone_normalize(params: dict[str, Any], registry: TransformerRegistry) -> Co
         if type(value) is not str:
             text = _as_text(value)
             if text is None:
-                if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-                    reason = f"{quote(value)} is not a whole positive number, so not a phone number"
-                else:
-                    reason = f"{quote(value)} is not a phone number (a {type(value).__name__}, not text)"
-                return refuse(value, reason, policy)
+                return refuse(value, _refusal_reason(value), policy)
         else:
             text = value
             if text.isspace():
