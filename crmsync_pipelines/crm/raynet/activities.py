@@ -24,7 +24,7 @@ from typing import Any
 import phonenumbers
 
 from crmsync_pipelines.crm.raynet.client import RaynetValidationError
-from crmsync_pipelines.crm.raynet.records import parse_datetime, raynet_iso
+from crmsync_pipelines.crm.raynet.records import raynet_iso
 from crmsync_pipelines.crm.raynet.settings import RaynetActivitySettings
 from crmsync_pipelines.mapping.transformers.phonetext import PhoneReader
 
@@ -70,15 +70,23 @@ def _reference(key: str, value: Any) -> int | None:
 
 
 def _date(key: str, value: Any) -> str | None:
+    """An activity datetime as Raynet's ISO-8601 in UTC; one without an offset is refused.
+
+    The zone of a naive value is unknown here (the Daktela instance's? the Raynet user's?), so
+    reading it as UTC would write a plausible time hours off: the mapping must give an offset.
+    """
     if _blank(value):
         return None
-    if isinstance(value, str) and "T" not in value and "+" not in value and not value.endswith("Z"):
+    if isinstance(value, datetime):
+        moment: datetime | None = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise RaynetValidationError(f"{value!r} is not an ISO-8601 datetime", field=key) from None
+    if moment is None or moment.tzinfo is None or moment.utcoffset() is None:
         raise RaynetValidationError(f"datetime {value!r} has no UTC offset (use ISO-8601 with an offset)", field=key)
-    try:
-        moment = parse_datetime(value)
-    except (TypeError, ValueError):
-        raise RaynetValidationError(f"{value!r} is not an ISO-8601 datetime", field=key) from None
-    return None if moment is None else raynet_iso(moment)
+    return raynet_iso(moment)
 
 
 def _tags(value: Any, *, create: bool) -> list[str] | str:
