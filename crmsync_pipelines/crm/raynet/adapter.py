@@ -425,30 +425,41 @@ class RaynetAdapter(CrmAdapter):
             return {v: r for v in wanted if (r := self.find_activity_by(LOOKUP_FIELD, v)) is not None}
         missing = set(wanted)
         found: dict[str, Record] = {}
-        since = self.client.now() - timedelta(days=settings.lookup_days)
-        lists_carry_ext_ids = True
-        for entity in self._activity_entities():
-            params = {"rowInfo.createdAt[GE]": raynet_iso(since), "sortColumn": "id", "sortDirection": "ASC"}
-            for page in self._pages(entity, params):
-                for raw in page:
-                    if "extIds" not in raw:
-                        lists_carry_ext_ids = False
-                        break
-                    for ext in raw.get("extIds") or []:
-                        name = str(ext)[len(settings.ext_id_prefix):]
-                        if str(ext).startswith(settings.ext_id_prefix) and name in missing:
-                            found[name] = activity_record(entity, raw, settings.ext_id_prefix)
-                            missing.discard(name)
-                if not missing or not lists_carry_ext_ids:
-                    break
-            if not missing or not lists_carry_ext_ids:
-                break
+        since = raynet_iso(self.client.now() - timedelta(days=settings.lookup_days))
+        lists_carry_ext_ids = self._scan_ext_ids({"rowInfo.createdAt[GE]": since}, missing, found)
         confirm = sorted(missing) if not lists_carry_ext_ids else sorted(missing)[: settings.lookup_fallback_max]
+        if lists_carry_ext_ids and len(missing) > settings.lookup_fallback_max:
+            # Written before lookup_days (a partition re-run a month later): one scan of the older
+            # activities costs ceil(older / 1000) requests, fewer than one GET per missing value,
+            # and when it completes what it did not find does not exist.
+            self._scan_ext_ids({"rowInfo.createdAt[LT]": since}, missing, found)
+            confirm = []
         for name in confirm:
             record = self.find_activity_by(LOOKUP_FIELD, name)
             if record is not None:
                 found[name] = record
         return {v: found[v] for v in wanted if v in found}
+
+    def _scan_ext_ids(self, window: dict[str, str], missing: set[str], found: dict[str, Record]) -> bool:
+        """Move the activities of ``window`` (a createdAt filter) whose extId is in ``missing`` into
+        ``found``, entity by entity, until none is missing. False when a list answers without
+        ``extIds`` (reading [U] in docs/crms/raynet.md): the caller then looks values up one by one."""
+        prefix = self.settings.activities.ext_id_prefix
+        for entity in self._activity_entities():
+            if not missing:
+                return True
+            for page in self._pages(entity, {**window, "sortColumn": "id", "sortDirection": "ASC"}):
+                for raw in page:
+                    if "extIds" not in raw:
+                        return False
+                    for ext in raw.get("extIds") or []:
+                        name = str(ext)[len(prefix):]
+                        if str(ext).startswith(prefix) and name in missing:
+                            found[name] = activity_record(entity, raw, prefix)
+                            missing.discard(name)
+                if not missing:
+                    return True
+        return True
 
     # -- activities: writes -------------------------------------------------------------------------
     def _person_index(self) -> PersonIndex:
