@@ -7,10 +7,11 @@ settings a ``sync.yaml`` needs to reach it and runs until Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import errno
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,7 +32,23 @@ def parse_faults(specs: tuple[str, ...]) -> list[Fault]:
     return faults
 
 
-def serve_until_stopped(running: AbstractContextManager[Any], describe: Any) -> None:
+def listen_error(exc: OSError, host: str, port: int) -> click.ClickException:
+    """A one-line answer to a simulator that could not bind ``host:port`` (exit code 1)."""
+    reason = exc.strerror or str(exc)
+    hint = "another process uses it" if exc.errno == errno.EADDRINUSE else "check --host and --port"
+    return click.ClickException(f"cannot listen on {host}:{port}: {reason} ({hint}); "
+                                "pick another --port, or --port 0 for a free one")
+
+
+def enter_simulator(stack: ExitStack, running: AbstractContextManager[Any], host: str, port: int) -> Any:
+    """Start a simulator inside ``stack``; a bind failure becomes ``listen_error`` (never a traceback)."""
+    try:
+        return stack.enter_context(running)
+    except OSError as exc:
+        raise listen_error(exc, host, port) from None
+
+
+def serve_until_stopped(running: AbstractContextManager[Any], describe: Any, *, host: str, port: int) -> None:
     """Enter ``running`` (a simulator context manager), print ``describe(handle)``, wait for a signal."""
     stop = threading.Event()
 
@@ -40,7 +57,8 @@ def serve_until_stopped(running: AbstractContextManager[Any], describe: Any) -> 
 
     previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with running as handle:
+        with ExitStack() as stack:
+            handle = enter_simulator(stack, running, host, port)
             lines: Iterator[str] = describe(handle)
             for line in lines:
                 click.echo(line)
@@ -105,7 +123,7 @@ def raynet(host: str, port: int, seed: str, companies: int, persons: int, instan
         yield f"  export RAYNET_API_KEY={handle.config.api_key}"
         yield f"  export RAYNET_OWNER_ID={handle.user_ids[-1]}"
 
-    serve_until_stopped(run_raynet_simulator(config), describe)
+    serve_until_stopped(run_raynet_simulator(config), describe, host=host, port=port)
     click.echo("Raynet simulator stopped.", err=True)
 
 
@@ -123,6 +141,18 @@ def _hubspot_faults(specs: tuple[str, ...]) -> list[Any]:
         faults.append(SimFault(route.strip(), int(status), times=int(times) if times else None,
                                retry_after=retry_after or None))
     return faults
+
+
+def _check_state(path: Path) -> None:
+    """``--state`` must be a portal a HubSpot simulator saved: loaded into a scratch store first,
+    so a broken file is a usage error and is never overwritten by the portal saved on stop."""
+    from crmsync_pipelines.crm.hubspot.sim_store import SimStore
+
+    try:
+        SimStore().load(path)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise click.BadParameter(f"{path} is not a portal saved by the HubSpot simulator "
+                                 f"({type(exc).__name__}: {exc})", param_hint="--state") from None
 
 
 @crm_simulator.command("hubspot")
@@ -149,6 +179,8 @@ def hubspot(host: str, port: int, seed: str, token: str, account_timezone: str, 
     from crmsync_pipelines.crm.hubspot.simulator import HubSpotSimConfig, HubSpotSimHandle, run_hubspot_simulator
 
     parsed = _hubspot_faults(faults)
+    if state_path is not None and state_path.is_file():
+        _check_state(state_path)
     config = HubSpotSimConfig(
         host=host, port=port, seed=None if seed.lower() in ("none", "") else seed, token=token,
         account_timezone=account_timezone, burst_limit=burst_limit or None, daily_limit=daily_limit or None,
@@ -163,5 +195,5 @@ def hubspot(host: str, port: int, seed: str, token: str, account_timezone: str, 
         yield f"  export HUBSPOT_BASE_URL={handle.base_url}"
         yield f"  export HUBSPOT_ACCESS_TOKEN={handle.token}"
 
-    serve_until_stopped(run_hubspot_simulator(config), describe)
+    serve_until_stopped(run_hubspot_simulator(config), describe, host=host, port=port)
     click.echo("HubSpot simulator stopped.", err=True)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
 import click
 
+from crmsync_pipelines.cli.crm_simulator_cmd import enter_simulator
 from crmsync_pipelines.simulator import Fault, SimulatorConfig, run_simulator
 
 
@@ -73,7 +75,8 @@ def simulator(
 
     previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with run_simulator(config) as handle:
+        with ExitStack() as stack:
+            handle = enter_simulator(stack, run_simulator(config), host, port)
             for fault in parsed_faults:
                 handle.add_fault(fault)
             click.echo(f"Daktela simulator listening on {handle.base_url}", err=False)
