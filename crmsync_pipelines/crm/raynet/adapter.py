@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -88,6 +89,9 @@ PHONE_FIELDS: dict[str, tuple[str, ...]] = {
     "person": ("contactInfo.tel1", "contactInfo.tel2"),
 }
 LOOKUP_FIELD = "extId"
+LOG = logging.getLogger("crmsync.crm.raynet")
+#: Create fields a strict instance refuses ("nelze při vytvoření zadat"); then sent in an update.
+_UPDATE_ONLY_ON_STRICT = ("status", "customFields")
 #: Activity references to records that may have been deleted in Raynet since they were linked.
 _LINK_REFERENCES = ("person", "company")
 _FIND_LIMIT = 10
@@ -143,6 +147,8 @@ class RaynetAdapter(CrmAdapter):
         self.client = RaynetClient(settings, **kwargs)
         self._phones = PhoneNormaliser(settings.default_region)
         self._index: PersonIndex | None = None
+        #: Set when the instance refused status / customFields in a create (see ``_create``).
+        self._strict_insert = False
         self.link_stats: dict[str, int] = dict.fromkeys(
             ("links_by_contact", "links_by_phone", "links_by_email", "links_ambiguous", "links_none",
              "links_deleted"), 0
@@ -547,11 +553,36 @@ class RaynetAdapter(CrmAdapter):
         name = str(payload[LOOKUP_FIELD]).strip()
         body = build_body(entity, payload, settings=self.settings.activities, owner=self._owner(), create=True,
                           ext_id=self._ext(name))
+        later = {k: body[k] for k in _UPDATE_ONLY_ON_STRICT if body.get(k) not in (None, {}, "")}
+        if self._strict_insert and later:
+            return self._create_then_update(entity, body, later, name)
+        try:
+            raw_id = self._put(entity, body)
+        except RaynetValidationError as exc:
+            # Reading [U] (docs/crms/raynet.md): an instance that refuses status / customFields on
+            # create gets them in an update right after; the rest of the run creates that way.
+            if not (exc.by_raynet and exc.field in _UPDATE_ONLY_ON_STRICT and later):
+                raise
+            self._strict_insert = True
+            LOG.warning("raynet: the instance refuses %r on create; activities are created, then updated with "
+                        "status and custom fields (2 requests each) for the rest of this run", exc.field)
+            return self._create_then_update(entity, body, later, name)
+        self.write_stats["created"] += 1
+        return self._echo(entity, raw_id, body, name)
+
+    def _put(self, entity: str, body: dict[str, Any]) -> Any:
         answer = self.client.request("PUT", f"{entity}/", json=body) or {}
         raw_id = (answer.get("data") or {}).get("id")
         if raw_id is None:
             raise AdapterError(f"{self.client.where}: PUT {entity}/ answered without an id")
+        return raw_id
+
+    def _create_then_update(self, entity: str, body: dict[str, Any], later: dict[str, Any], name: str) -> Record:
+        raw_id = self._put(entity, {k: v for k, v in body.items() if k not in later})
         self.write_stats["created"] += 1
+        # A failure here leaves the record created with its extId: the next run's create meets
+        # the duplicate and updates it (the recovery path), so nothing is written twice.
+        self.client.request("POST", f"{entity}/{raw_id}/", json=later)
         return self._echo(entity, raw_id, body, name)
 
     def _update(self, entity: str, raw_id: str, payload: Record) -> Record:
