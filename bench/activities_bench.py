@@ -30,7 +30,7 @@ MAPPINGS = ROOT / "mappings"
 INSERT_BATCH = 5_000
 
 
-def _serve(count: int, latency_ms: float, ready: mp.Queue, stop: Event) -> None:  # type: ignore[type-arg]
+def _serve(count: int, latency_ms: float, ready: mp.Queue, stop: Event) -> None:
     from datetime import datetime, timedelta
 
     from crmsync_pipelines.simulator import run_simulator
@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=5.0)
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
-    ready: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    ready: mp.Queue = ctx.Queue()
     stop = ctx.Event()
     server = ctx.Process(target=_serve, args=(args.activities, args.latency_ms, ready, stop), daemon=True)
     server.start()

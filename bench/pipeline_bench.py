@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MAPPINGS = ROOT / "mappings"
 
 
-def _serve(latency_ms: float, ready: mp.Queue, stop: Event,  # type: ignore[type-arg]
+def _serve(latency_ms: float, ready: mp.Queue, stop: Event,
            max_concurrent: int | None = None) -> None:
     from crmsync_pipelines.simulator import run_simulator
 
@@ -158,7 +158,7 @@ def _timed_staging() -> list[float]:
     return spent
 
 
-def _sync_child(config_path: str, run_id: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _sync_child(config_path: str, run_id: str, out: mp.Queue) -> None:
     """One sync of accounts then contacts, measured in this (child) process."""
     from crmsync_pipelines.config import load_config
     from crmsync_pipelines.engine import SyncEngine, Window
@@ -183,7 +183,7 @@ def _sync_child(config_path: str, run_id: str, out: mp.Queue) -> None:  # type: 
 
 def _crmsync_sync(config_path: Path, run_id: str) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
-    out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    out: mp.Queue = ctx.Queue()
     proc = ctx.Process(target=_sync_child, args=(str(config_path), run_id, out))
     proc.start()
     result = out.get()
@@ -198,7 +198,7 @@ class _Simulator:
 
     def __init__(self, latency_ms: float, max_concurrent: int | None = None) -> None:
         ctx = mp.get_context("spawn")
-        ready: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+        ready: mp.Queue = ctx.Queue()
         self._stop = ctx.Event()
         self._proc = ctx.Process(target=_serve, args=(latency_ms, ready, self._stop, max_concurrent), daemon=True)
         self._proc.start()
@@ -350,7 +350,7 @@ def main() -> None:
     default_lines: list[str] = []
 
     ctx = mp.get_context("spawn")
-    ready: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    ready: mp.Queue = ctx.Queue()
     stop = ctx.Event()
     server = ctx.Process(target=_serve, args=(args.latency_ms, ready, stop), daemon=True)
     server.start()
@@ -421,8 +421,8 @@ def main() -> None:
                          f"{m['staging_s'] / writes * 1000:.3f}" if writes else "-",
                          f"{m['cpu_s'] / n * 1e6:.0f}" if n else "-"))
     widths = [max(len(str(r[i])) for r in overhead) for i in range(len(overhead[0]))]
-    for i, row in enumerate(overhead):
-        print(" | ".join(str(v).ljust(widths[j]) for j, v in enumerate(row)))
+    for i, cells in enumerate(overhead):
+        print(" | ".join(str(v).ljust(widths[j]) for j, v in enumerate(cells)))
         if i == 0:
             print("-+-".join("-" * w for w in widths))
     if scale_lines:

@@ -30,6 +30,8 @@ from crmsync_pipelines.errors import StagingBusyError
 _PROCESS_LOCKS: dict[str, threading.RLock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 SCHEMA_VERSION = "1"
+#: DuckDB's buffer cache per connection: peak RSS stays flat in the number of records.
+MEMORY_LIMIT = "192MB"
 
 
 def _now() -> datetime:
@@ -222,9 +224,10 @@ class StagingStore:
         while True:
             try:
                 # One thread per connection: opening is faster and the work is I/O-light. The
-                # memory cap keeps DuckDB's buffer cache from growing with the file; bigger work
-                # spills to disk instead of raising the sync's peak RSS.
-                con = duckdb.connect(str(self.path), config={"threads": 1, "memory_limit": "192MB"})
+                # memory cap keeps DuckDB's buffer cache from growing with the file (a stage keeps
+                # its connection, so the cache lives as long as the stage); bigger work spills to
+                # disk instead of raising the sync's peak RSS.
+                con = duckdb.connect(str(self.path), config={"threads": 1, "memory_limit": MEMORY_LIMIT})
                 if waited:
                     self._waiting_marker.unlink(missing_ok=True)
                 return con
