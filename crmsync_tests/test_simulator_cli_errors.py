@@ -40,3 +40,21 @@ def test_a_broken_hubspot_state_file_is_a_usage_error(tmp_path: Path, content: s
     assert "--state" in result.output and str(state) in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert state.read_text(encoding="utf-8") == content  # never overwritten
+
+
+@pytest.mark.parametrize(("crm", "state_file"), [("raynet", "raynet-simulator.json"),
+                                                 ("hubspot", "hubspot-simulator.json")])
+def test_demo_with_a_broken_saved_crm_state_says_which_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            crm: str, state_file: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("CRMSYNC_CONFIG", "DAGSTER_HOME", "CRMSYNC_ALERT_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    state = tmp_path / "data" / crm / state_file
+    state.parent.mkdir(parents=True)
+    state.write_text("{broken", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["demo", "--crm", crm, "--data-dir", str(tmp_path / "data"),
+                                      "--simulator-port", "0"])
+    assert result.exit_code == 1, result.output
+    assert f"{state} is not a saved" in result.output and "delete it" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert state.read_text(encoding="utf-8") == "{broken"

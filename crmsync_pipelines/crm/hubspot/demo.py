@@ -9,13 +9,14 @@ the data directory; the ``HUBSPOT_*`` variables it reads come from the running s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
 from crmsync_pipelines.crm.hubspot.simulator import HubSpotSimConfig, HubSpotSimHandle, run_hubspot_simulator
+from crmsync_pipelines.crm.sim_state import demo_state_checked
 
 if TYPE_CHECKING:
     from crmsync_pipelines.cli.demo_setup import DemoPaths
@@ -41,6 +42,8 @@ def write_hubspot_demo_config(paths: DemoPaths) -> Path:
 @contextmanager
 def hubspot_demo(paths: DemoPaths) -> Iterator[dict[str, str]]:
     """Run the HubSpot simulator (demo portal, state kept in the data directory), write the config, yield the env."""
-    with run_hubspot_simulator(HubSpotSimConfig(seed="demo", state_path=paths.data_dir / STATE_FILE)) as sim:
+    running = run_hubspot_simulator(HubSpotSimConfig(seed="demo", state_path=paths.data_dir / STATE_FILE))
+    with ExitStack() as stack:
+        sim = stack.enter_context(demo_state_checked(running))
         write_hubspot_demo_config(paths)
         yield hubspot_environment(sim)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from crmsync_pipelines.crm.sim_state import reading_state
+
 OBJECT_TYPES = ("companies", "contacts", "calls", "emails", "communications", "notes")
 ENGAGEMENTS = ("calls", "emails", "communications", "notes")
 
@@ -218,7 +220,12 @@ class SimStore:
         import json
         from pathlib import Path
 
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        with reading_state(Path(path), "HubSpot"):
+            self._load(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def _load(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise TypeError("the state is not a JSON object")
         with self.lock:
             self.__post_init__()
             for entry in data.get("custom_properties", []):

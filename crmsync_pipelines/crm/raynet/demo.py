@@ -9,13 +9,14 @@ data directory; the ``RAYNET_*`` variables it reads come from the running simula
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
 from crmsync_pipelines.crm.raynet.simulator import RaynetSimConfig, RaynetSimulatorHandle, run_raynet_simulator
+from crmsync_pipelines.crm.sim_state import demo_state_checked
 
 if TYPE_CHECKING:
     from crmsync_pipelines.cli.demo_setup import DemoPaths
@@ -44,6 +45,7 @@ def write_raynet_demo_config(paths: DemoPaths) -> Path:
 def raynet_demo(paths: DemoPaths) -> Iterator[dict[str, str]]:
     """Run the Raynet simulator (state kept in the data directory), write the config, yield the env."""
     state = paths.data_dir / STATE_FILE
-    with run_raynet_simulator(RaynetSimConfig(state_path=state)) as sim:
+    with ExitStack() as stack:
+        sim = stack.enter_context(demo_state_checked(run_raynet_simulator(RaynetSimConfig(state_path=state))))
         write_raynet_demo_config(paths)
         yield raynet_environment(sim)

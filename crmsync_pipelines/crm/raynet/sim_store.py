@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from crmsync_pipelines.crm.sim_state import reading_state
+
 ACTIVITY_ENTITIES = ("phoneCall", "email", "task", "event", "meeting", "letter")
 ENTITIES = ("company", "person", *ACTIVITY_ENTITIES)
 
@@ -285,11 +287,15 @@ class RaynetStore:
 
     def load(self, path: Path) -> None:
         """Replace the store's content with what ``dump`` wrote."""
-        state = json.loads(path.read_text(encoding="utf-8"), object_hook=_decode)
+        with reading_state(path, "Raynet"):
+            state = json.loads(path.read_text(encoding="utf-8"), object_hook=_decode)
+            records = {e: {int(r["id"]): r for r in state["records"].get(e, [])} for e in ENTITIES}
+            next_id = {e: int(state["next_id"].get(e, 1)) for e in ENTITIES}
+            custom_fields = state["custom_fields"]
+            if not isinstance(custom_fields, dict):
+                raise TypeError("custom_fields is not an object")
         with self._lock:
-            self._records = {e: {int(r["id"]): r for r in state["records"].get(e, [])} for e in ENTITIES}
-            self._next_id = {e: int(state["next_id"].get(e, 1)) for e in ENTITIES}
-            self.custom_fields = state["custom_fields"]
+            self._records, self._next_id, self.custom_fields = records, next_id, custom_fields
 
     # -- rendering ----------------------------------------------------------------------------------
     def render(self, entity: str, record: dict[str, Any], *, iso: bool, detail: bool) -> dict[str, Any]:
