@@ -363,14 +363,20 @@ class RaynetAdapter(CrmAdapter):
     def iter_contacts(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[Record]:
         return self._iter_window("person", since, until)
 
+    def _contact(self, record: Record | None) -> Record | None:
+        """``record`` unless it is staff excluded from contacts (``activeUserAccount``, Raynet API v2)."""
+        if record is not None and self.settings.contacts_exclude_users and record.get("activeUserAccount") is True:
+            return None
+        return record
+
     def get_contact(self, contact_id: str) -> Record | None:
-        return self._detail("person", contact_id)
+        return self._contact(self._detail("person", contact_id))
 
     def get_contacts(self, contact_ids: Iterable[str]) -> dict[str, Record]:
-        return self._get_many("person", contact_ids)
+        return {i: r for i, r in self._get_many("person", contact_ids).items() if self._contact(r) is not None}
 
     def find_contact_by(self, field: str, value: Any) -> Record | None:
-        return self._find("person", field, value)
+        return self._contact(self._find("person", field, value))
 
     def search_contacts(self, query: str) -> Iterator[Record]:
         return self._search("person", query)
