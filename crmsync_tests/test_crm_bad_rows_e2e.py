@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -372,4 +372,48 @@ def test_a_non_dict_record_fails_alone_naming_the_adapter_method(engine_env: Eng
     assert outcomes == {"1": "created", key: "failed"}
     (dead,) = engine.staging.failed_records("contact")
     assert dead["error_message"] == "[no_id] the acme adapter's iter_contacts() yielded a tuple, not a dict record"
+    engine.close()
+
+
+# -- second review: modified times no window will ever reach --------------------------------------------
+
+
+def test_far_future_modified_times_fail_in_every_window_instead_of_waiting_for_year_9999(
+    engine_env: EngineEnv,
+) -> None:
+    """A 'never' sentinel (9999-12-31, epoch 9999999999 = 2286) sat in a window no sync reaches:
+    invisible to every windowed sync and to plan, exit 0. Now it fails visibly in every window,
+    is retried by id, and syncs once the CRM stores a real time."""
+    tomorrow_noon = (datetime.now(UTC) + timedelta(hours=12)).isoformat()
+    _replace_contacts(
+        engine_env,
+        [
+            (201, "2026-11-20T10:00:00Z"),
+            (202, "9999-12-31T23:59:59Z"),  # SQLite's own short path computes this key
+            (203, "2099-12-31 00:00:00"),  # naive, read in crm.timezone
+            (204, 9999999999),  # epoch seconds of 2286-11-20
+            (205, tomorrow_noon),  # clock skew of hours: within the tolerance, a normal row
+        ],
+    )
+    engine = engine_env.engine(accounts=False)
+    plan = engine.plan("contact", NOV20, "plan-20")
+    assert plan.counts["would_create"] == 1 and plan.counts["invalid"] == 3
+    engine.sync("contact", NOV20, "run-20")
+    assert _outcomes(engine, "run-20") == {"201": "created", "202": "failed", "203": "failed", "204": "failed"}
+    dead = _dead(engine)
+    assert dead["202"]["error_message"] == (
+        "[source] unreadable modified time in column 'updated_at': '9999-12-31T23:59:59Z' is 9999-12-31T23:59:59Z "
+        "UTC, more than 1 day in the future (a 'never' sentinel?); no window would ever hold it"
+    )
+    assert "'2099-12-31 00:00:00' is 2099-12-31T00:00:00Z UTC" in dead["203"]["error_message"]  # crm.timezone UTC
+    assert "'9999999999' is 2286-11-20T17:46:39Z UTC" in dead["204"]["error_message"]  # a TEXT column
+    engine.sync("contact", NOV30, "run-30")
+    run_30 = _outcomes(engine, "run-30")
+    assert {k: v for k, v in run_30.items() if k != "205"} == {"202": "failed", "203": "failed", "204": "failed"}
+    assert run_30.get("205", "created") == "created" and "205" not in _dead(engine)  # hours ahead: a normal row
+    with sqlite3.connect(engine_env.crm_path) as con:
+        con.execute("UPDATE contacts SET updated_at = '2026-11-20T11:00:00Z' WHERE id IN (202, 203, 204)")
+    engine.retry_failed("contact", "retry-1")
+    assert _outcomes(engine, "retry-1") == {"202": "created", "203": "created", "204": "created"}
+    assert _dead(engine) == {}
     engine.close()

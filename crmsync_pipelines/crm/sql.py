@@ -14,7 +14,8 @@ already sits in SQLite (or is exported there). Design choices that matter to the
   so SQLite filters and orders by the UTC instant (microsecond precision) while streaming.
   SQLite's own ``strftime`` cannot be used: it returns NULL for ``+0100`` and reads a bare
   number as a Julian day, which made such rows invisible to every window.
-* No row vanishes and no bad row stops the others: a row whose modified time cannot be read
+* No row vanishes and no bad row stops the others: a row whose modified time cannot be read,
+  or lies more than ``FUTURE_TOLERANCE`` in the future (a "never" sentinel no window reaches),
   is yielded in *every* window with its real id and a reason under ``RECORD_ERROR_KEY`` (the
   engine files it as a failed ``validation`` record naming the column and the raw value); a
   row with text that is not valid UTF-8 is yielded the same way, naming the column; ids are
@@ -36,7 +37,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -164,6 +165,17 @@ def id_candidates(record_id: str) -> list[Any]:
     return candidates
 
 
+#: A modified time later than now plus this is no real modification time (a "never" sentinel
+#: such as 9999-12-31, or epoch seconds of year 2286): such a row would sit in a future window
+#: that no sync reaches, so it fails visibly in every window instead.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def future_cutoff() -> str:
+    """The UTC key (``modified_time.UTC_KEY_FORMAT``) from which a modified time is in the future."""
+    return utc_key_of(datetime.now(UTC) + FUTURE_TOLERANCE)
+
+
 def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -210,6 +222,12 @@ class _Modified:
             return utc_key(value)
 
         return modified_key
+
+    def future_reason(self, raw: Any, key: str) -> str:
+        return (
+            f"unreadable modified time in column {self.column!r}: {raw!r} is {key[:19]}Z UTC, more than "
+            f"{FUTURE_TOLERANCE.days} day in the future (a 'never' sentinel?); no window would ever hold it"
+        )
 
     def reason(self, raw: Any) -> str:
         prefix = f"unreadable modified time in column {self.column!r}"
@@ -470,7 +488,7 @@ class SqlCrmAdapter(CrmAdapter):
 
     # -- records ------------------------------------------------------------------------------
     @staticmethod
-    def _record(table: _Table, row: Sequence[Any], lenient: bool = False) -> Record:
+    def _record(table: _Table, row: Sequence[Any], lenient: bool = False, future: str | None = None) -> Record:
         """One row as a record; an unreadable row keeps its id and gets a reason, never dropped.
 
         ``lenient`` rows were read with ``_lenient_text``: a value that is not UTF-8 arrives as
@@ -496,13 +514,17 @@ class SqlCrmAdapter(CrmAdapter):
         if table.id_column != "id":
             record[table.id_column] = record_id if record_id is not None else raw_id
         modified = table.modified
-        if modified is not None and row[len(table.columns)] is None:
-            problems.append(modified.reason(row[table.columns.index(modified.column)]))
+        if modified is not None:
+            key = row[len(table.columns)]
+            if key is None:
+                problems.append(modified.reason(row[table.columns.index(modified.column)]))
+            elif future is not None and key >= future:
+                problems.append(modified.future_reason(row[table.columns.index(modified.column)], key))
         if problems:
             record[RECORD_ERROR_KEY] = "; ".join(problems)
         return record
 
-    def _stream(self, table: _Table, sql: str, params: Sequence[Any]) -> Iterator[Record]:
+    def _stream(self, table: _Table, sql: str, params: Sequence[Any], future: str | None = None) -> Iterator[Record]:
         """Rows of one query on a dedicated connection, closed when done or abandoned.
 
         Rows are taken one at a time (not ``fetchmany``): when a row holds text that is not
@@ -517,7 +539,7 @@ class SqlCrmAdapter(CrmAdapter):
             while True:
                 try:
                     for row in cursor:
-                        yield self._record(table, row, lenient)
+                        yield self._record(table, row, lenient, future)
                     return
                 except sqlite3.OperationalError as exc:
                     if lenient or not _is_decode_error(exc):
@@ -546,13 +568,15 @@ class SqlCrmAdapter(CrmAdapter):
     def _fetch_one(self, table: _Table, where: str, params: Sequence[Any]) -> Record | None:
         sql = f"SELECT {table.select_list} FROM {table.quoted} WHERE {where} ORDER BY {table.quoted_id} LIMIT 1"
         [row], lenient = self._query(sql, params, one=True)
-        return None if row is None else self._record(table, row, lenient)
+        future = future_cutoff() if table.modified is not None else None
+        return None if row is None else self._record(table, row, lenient, future)
 
     def _fetch_many(
         self, table: _Table, column: str, values: Iterable[Any], *, ids: bool = False
     ) -> Iterator[Record]:
         """Rows whose ``column`` is one of ``values``; ``ids``: values are record ids (``id_candidates``)."""
         distinct = list(dict.fromkeys(v for v in values if v is not None and str(v).strip()))
+        future = future_cutoff() if table.modified is not None else None
         size = min(self.settings.lookup_chunk_size, _MAX_IDS_PER_QUERY) if ids else self.settings.lookup_chunk_size
         for chunk in _chunks(distinct, size):
             params = [c for value in chunk for c in id_candidates(value)] if ids else list(chunk)
@@ -563,16 +587,18 @@ class SqlCrmAdapter(CrmAdapter):
             )
             rows, lenient = self._query(sql, params, one=False)
             for row in rows:
-                yield self._record(table, row, lenient)
+                yield self._record(table, row, lenient, future)
 
     # -- accounts and contacts ----------------------------------------------------------------
     def _iter_window(self, entity: _EntityTable, since: datetime | None, until: datetime | None) -> Iterator[Record]:
-        """Rows with ``since <= modified < until`` by UTC instant, plus every unreadable-time row.
+        """Rows with ``since <= modified < until`` by UTC instant, plus every unreadable-time row
+        and every row modified more than ``FUTURE_TOLERANCE`` in the future (both failed).
 
         Ordered by ``(modified, id)``, unreadable rows (NULL key) first. With bounds, the inner
         ``LIMIT -1`` keeps SQLite from flattening the subquery, so each row's modified time is
         read once instead of once per use in WHERE and ORDER BY.
         """
+        future = future_cutoff()
         since_key = _require_aware(since, "since")
         until_key = _require_aware(until, "until")
         conditions: list[str] = []
@@ -587,12 +613,12 @@ class SqlCrmAdapter(CrmAdapter):
         select = f"SELECT {table.select_list} FROM {table.quoted}"
         order = f" ORDER BY {_MODIFIED_KEY}, {quote_identifier(table.id_column)}"
         if not conditions:
-            return self._stream(table, select + order, params)
+            return self._stream(table, select + order, params, future)
         sql = (
-            f"SELECT * FROM ({select} LIMIT -1) WHERE {_MODIFIED_KEY} IS NULL OR ({' AND '.join(conditions)})"
-            + order
+            f"SELECT * FROM ({select} LIMIT -1) WHERE {_MODIFIED_KEY} IS NULL OR {_MODIFIED_KEY} >= ? "
+            f"OR ({' AND '.join(conditions)})" + order
         )
-        return self._stream(table, sql, params)
+        return self._stream(table, sql, [future, *params], future)
 
     def _get(self, entity: _EntityTable, record_id: str) -> Record | None:
         if record_id is None or not str(record_id).strip():
@@ -615,7 +641,7 @@ class SqlCrmAdapter(CrmAdapter):
             f"instr({_FOLD_FUNCTION}({_text_as_bytes(quote_identifier(c))}), ?) > 0" for c in entity.search_columns
         )
         sql = f"SELECT {table.select_list} FROM {table.quoted} WHERE {matches} ORDER BY {table.quoted_id}"
-        return self._stream(table, sql, [folded] * len(entity.search_columns))
+        return self._stream(table, sql, [folded] * len(entity.search_columns), future_cutoff())
 
     def _get_many(self, entity: _EntityTable, ids: Iterable[str]) -> dict[str, Record]:
         wanted = {str(i) for i in ids}
