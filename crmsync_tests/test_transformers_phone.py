@@ -223,7 +223,7 @@ REFUSED: list[tuple[Any, dict[str, Any], str]] = [
     ("737 12A 456", CZ, "'737 12A 456' has letters or symbols inside the number"),
     ("1-800-FLOWERS", CZ, "is not a valid phone number in CZ"),
     ("737 123 456 nebo 604 567 890", CZ, "has letters or symbols inside the number"),
-    ("7.37123456E8", CZ, "has letters or symbols inside the number"),  # a float in scientific notation
+    ("7.37123E8", CZ, "is in scientific notation that lost 3 of its digits"),  # a spreadsheet rounded it
     # no digits at all
     ("unknown", CZ, "'unknown' has no digits"),
     ("n/a", CZ, "has no digits"),
@@ -475,3 +475,28 @@ def test_numpy_values_from_a_pandas_based_adapter() -> None:
         phone(np.bool_(True))
     with pytest.raises(RefusedValueError, match=re.escape("is not a whole positive number")):
         phone(np.int64(-5))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("6.03123456E+08", "+420603123456"),  # a spreadsheet's scientific notation that kept every digit
+        ("6,03123456E+08", "+420603123456"),  # decimal comma (a Czech Excel)
+        ("7.37123456e8", "+420737123456"),
+        ("4.20603123456E+11", "+420603123456"),  # the country code is in the digits
+    ],
+)
+def test_scientific_notation_with_every_digit_is_that_number(value: str, expected: str) -> None:
+    assert phone(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("6.03123E+08", "'6.03123E+08' is in scientific notation that lost 3 of its digits (a spreadsheet rounded it)"),
+        ("6.031234567E+08", "'6.031234567E+08' is in scientific notation with a fraction, so not a whole number"),
+    ],
+)
+def test_scientific_notation_that_lost_digits_is_refused_not_padded(value: str, message: str) -> None:
+    with pytest.raises(RefusedValueError, match=re.escape(message)):  # 603123000 would be someone else
+        phone(value)

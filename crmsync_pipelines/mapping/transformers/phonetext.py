@@ -13,7 +13,9 @@ The rules (documented with examples in docs/mappings.md):
   (``421 905 123 456``); each other allowed region's national format (``0905 123 456`` in SK).
 - ``+420 (0) 601 …``: a national trunk prefix in parentheses after a country code is dropped;
   ``(+420) 601 …``: a country code in parentheses is read as one.
-- ``603456789.0`` (a spreadsheet's float) is the whole number ``603456789``.
+- ``603456789.0`` (a spreadsheet's float) is the whole number ``603456789``; so is
+  ``6.03456789E+08`` (scientific notation that kept every digit), while ``6.03457E+08``
+  (rounded: the digits are gone) is refused.
 - An extension (``ext. 12``, ``kl. 12``, ``x12``, ``#12``, ``;ext=12``) is split off.
 - Several numbers in one value (``a, b``, ``a; b``, ``a | b``, one per line, or ``a / b``
   when the whole is not one valid number) are read one by one.
@@ -54,6 +56,8 @@ _TRUNK_IN_PARENS = re.compile(r"^(\+|00)\s*(\d{1,3})\s*\(\s*0\s*\)")
 _CODE_IN_PARENS = re.compile(r"^\(\s*(\+|00)\s*(\d{1,3})\s*\)")
 #: A whole number written as a float by a spreadsheet: ``603456789.0`` / ``603456789,00``.
 _FLOAT_TEXT = re.compile(r"^(\+?\d+)[.,]0+$")
+#: A number in scientific notation, as spreadsheets write long numbers: ``6.03123456E+08``.
+_SCIENTIFIC = re.compile(r"^(\d)[.,](\d+)[eE]\+?(\d{1,2})$")
 #: Separators that always split a value into several numbers.
 _LIST_SEPARATORS = re.compile(r"[,;|\n\r]+")
 _SLASH = re.compile(r"\s*/\s*")
@@ -100,6 +104,12 @@ class PhoneReader:
     def read(self, text: str) -> Reading:
         """All numbers in ``text`` (one or more), or a ``problem`` naming why it was refused."""
         stripped = (text if text.isascii() else text.translate(_TYPOGRAPHY)).strip()
+        scientific = _SCIENTIFIC.match(stripped)
+        if scientific:
+            whole, problem = _from_scientific(scientific)
+            if problem is not None:
+                return Reading(problem=problem)
+            stripped = whole
         if _LIST_SEPARATORS.search(stripped) and not _FLOAT_TEXT.match(stripped):
             parts: list[str] = []
             for part in _LIST_SEPARATORS.split(stripped):
@@ -243,6 +253,23 @@ def _parse(text: str, region: str | None) -> PhoneNumber | None:
 def _valid(text: str, region: str | None) -> PhoneNumber | None:
     number = _parse(text, region)
     return number if number is not None and phonenumbers.is_valid_number(number) else None
+
+
+def _from_scientific(match: re.Match[str]) -> tuple[str, str | None]:
+    """The digits of ``6.03123456E+08`` when the notation kept all of them, else a problem.
+
+    A spreadsheet that shows ``6.03123E+08`` has dropped digits: the zeros it would pad with
+    (``603123000``) are not the number, so such a value is refused rather than padded.
+    """
+    lead, fraction, exponent = match.group(1), match.group(2), int(match.group(3))
+    if len(fraction) > exponent:
+        return "", "is in scientific notation with a fraction, so not a whole number"
+    if len(fraction) < exponent:
+        return "", (
+            f"is in scientific notation that lost {exponent - len(fraction)} of its digits "
+            "(a spreadsheet rounded it); export the column as text"
+        )
+    return lead + fraction, None
 
 
 def _split_extension(text: str) -> tuple[str, str | None]:
