@@ -150,15 +150,20 @@ class CrmActivityLoader:
         with self.ctx.staging.session():
             self.ctx.staging.save_snapshot("activity", self.run_id, snapshot)
             self._record(results)
+        # Ledger rows (and dead letters) every batch_size writes: at most that many unrecorded
+        # after a crash; the synced_state memory of the chunk's writes follows once, set-wise.
         size = max(1, self.ctx.config.sync.batch_size)
+        written_all: list[RecordResult] = []
         for start in range(0, len(writes), size):
             batch = writes[start:start + size]
             if self.quota is not None:
                 written = self._defer([row for row, _new, _target in batch], self.quota)
             else:
                 written = self._write(batch)
-            self._record(written)
-            results.extend(written)
+            self._record(written, settle=False)
+            written_all.extend(written)
+        self._record(written_all, ledger=False)
+        results.extend(written_all)
         return results
 
     def _write(self, batch: list[tuple[MappedRow, bool, str | None]]) -> list[RecordResult]:
@@ -180,7 +185,8 @@ class CrmActivityLoader:
                 written.append(succeeded(row, "created" if new else "updated", result, "id"))
         return written
 
-    def _record(self, results: list[RecordResult]) -> None:
+    def _record(self, results: list[RecordResult], *, ledger: bool = True, settle: bool = True) -> None:
         if self.dry_run or not results:
             return
-        self.ctx.staging.record_results(self.run_id, self.batch_id, "activity", results)
+        self.ctx.staging.record_results(self.run_id, self.batch_id, "activity", results, ledger=ledger,
+                                        settle=settle)
