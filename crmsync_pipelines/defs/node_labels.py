@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
+from crmsync_pipelines.config.yaml_file import read_yaml_document
 from crmsync_pipelines.defs.partitions import config_path_from_env
+from crmsync_pipelines.errors import ConfigError
 
 Role = Literal["source", "mapped", "target"]
 
@@ -34,11 +34,11 @@ CRM_ADAPTER_KINDS = {"sql": "sqlite", "hubspot": "hubspot"}
 def crm_adapter_kind(config_path: Path | None = None) -> str | None:
     """The icon kind of the configured CRM adapter, or ``None`` (unknown, unreadable, custom)."""
     path = config_path or config_path_from_env()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:  # the bounded reader: a hostile sync.yaml must not take the code location down
+        raw = read_yaml_document(path, kind="configuration file") or {}
         adapter = str((raw.get("crm") or {}).get("adapter", "")).strip().lower()
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
+    except (ConfigError, OSError, AttributeError):
+        return None  # the config error itself is shown by the partition settings reader
     return CRM_ADAPTER_KINDS.get(adapter)
 
 
