@@ -112,3 +112,20 @@ def test_crmsync_demo_with_the_raynet_crm_writes_then_writes_nothing(tmp_path: P
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0, second.output
     assert "nothing to write: both systems already agree" in second.output
+
+
+def test_crm_inspect_names_why_a_refused_key_fails(
+    raynet_demo_sim: RaynetSimulatorHandle, raynet_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ping`` says only False by contract; crm-inspect must still say *why* (the 401), and a
+    listing that failed must not also print "(no contacts)" as if the CRM were empty."""
+    monkeypatch.setenv("RAYNET_API_KEY", "revoked-key-4711")
+    runner = CliRunner()
+    pinged = runner.invoke(cli, ["crm-inspect", "-c", str(raynet_config), "ping"])
+    assert pinged.exit_code == 1
+    assert "FAILED: ping returned False; iter_accounts failed after 0 record(s)" in pinged.output
+    assert "401" in pinged.output or "refused" in pinged.output.lower()
+    assert "revoked-key-4711" not in pinged.output
+    listed = runner.invoke(cli, ["crm-inspect", "-c", str(raynet_config), "list", "contact"])
+    assert listed.exit_code == 1
+    assert "(no contacts)" not in listed.output and "iter_contacts failed" in listed.output

@@ -142,7 +142,7 @@ class _Inspector:
         started = time.perf_counter()
         try:
             ok = self.adapter.ping() is True
-            problem = None if ok else "ping returned False"
+            problem = None if ok else self._why_ping_failed()
         except Exception as exc:  # ping reports every failure, whatever the adapter raises
             ok, problem = False, f"{type(exc).__name__}: {exc}"
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -152,6 +152,11 @@ class _Inspector:
         self.emit(payload, f"OK: {self.adapter.name} answered in {elapsed_ms} ms" if ok else f"FAILED: {problem}")
         if not ok:
             raise InspectFailure()
+
+    def _why_ping_failed(self) -> str:
+        """The contract's ``ping()`` only says False; one record read names the reason (401, DNS…)."""
+        _, problem = _take("iter_accounts", self.adapter.iter_accounts, 1)
+        return f"ping returned False; {problem}" if problem else "ping returned False"
 
     def _iterate(self, entity: str) -> Callable[[], Iterator[Record]]:
         return self.adapter.iter_contacts if entity == "contact" else self.adapter.iter_accounts
@@ -185,13 +190,13 @@ class _Inspector:
 
     def list_records(self, entity: str) -> None:
         records, problem = _take(f"iter_{entity}s", self._iterate(entity), self.limit)
-        self._records(entity, records)
+        self._records(entity, records, problem)
         self._after_iteration(problem)
 
     def search(self, entity: str, query: str) -> None:
         search = self.adapter.search_contacts if entity == "contact" else self.adapter.search_accounts
         records, problem = _take(f"search_{entity}s", lambda: search(query), self.limit)
-        self._records(entity, records)
+        self._records(entity, records, problem)
         self._after_iteration(problem)
         if not records:
             raise InspectFailure(f"no {entity} matches {query!r}")
@@ -224,7 +229,9 @@ class _Inspector:
         width = max(len(k) for k in flat) if flat else 0
         self.emit(record, "\n".join(f"{k.ljust(width)}  {_cell(v)}" for k, v in flat.items()))
 
-    def _records(self, entity: str, records: list[Record]) -> None:
+    def _records(self, entity: str, records: list[Record], problem: str | None = None) -> None:
+        if problem and not records:
+            return  # the failure is the answer: "(no contacts)" next to it would read as an empty CRM
         text = _table(records, _columns(entity, records)) if records else f"(no {entity}s)"
         self.emit(records, text)
 
