@@ -391,6 +391,9 @@ def test_dagster_definitions_load_fast_and_show_the_config_error(config_file: Pa
                                                       "the token belongs in daktela.access_token"),
         ("https://acme.daktela.com/?accessToken=x", "instance_url must not have a query string or fragment"),
         ("ftp://acme.daktela.com", "instance_url must start with https:// (or http:// for a local simulator)"),
+        ("http://acme.daktela.com", "instance_url may use plain http:// only for a simulator on this machine"),
+        ("http://10.0.0.5:8080", "instance_url may use plain http:// only for a simulator on this machine"),
+        ("http://[fe80::1]", "instance_url may use plain http:// only for a simulator on this machine"),
     ],
 )
 def test_instance_urls_the_client_cannot_use_are_refused_at_validate(

@@ -11,6 +11,7 @@ the loader, and ``mapping`` holds the loaded mapping so nothing reads YAML after
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import date
 from enum import StrEnum
@@ -185,6 +186,17 @@ def _check_instance_url(value: str) -> None:
         raise ValueError("instance_url has port 0; allowed: 1..65535")
     if parts.query or parts.fragment:
         raise ValueError("instance_url must not have a query string or fragment ('?' or '#')")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        raise ValueError("instance_url may use plain http:// only for a simulator on this machine "
+                         "(127.0.0.1, localhost, [::1]): elsewhere the access token would cross the "
+                         "network readable; use https://")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 class AutoCreateContact(_Strict):
