@@ -195,12 +195,16 @@ class DaktelaClient:
         self._token = access_token
         self._stats = CallStats()
         self._token_accepted = False
+        # Every writer keeps its connection alive: with httpx's default of 20 kept-alive
+        # connections, writers beyond 20 would open a new TCP connection per request.
+        pooled = max(20, (write_concurrency.maximum if write_concurrency is not None else 0) + 4)
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"X-AUTH-TOKEN": access_token, "Accept": "application/json"},
             timeout=timeout_s,
             transport=transport,
             follow_redirects=False,
+            limits=httpx.Limits(max_connections=max(100, pooled), max_keepalive_connections=pooled),
         )
 
     def __repr__(self) -> str:
