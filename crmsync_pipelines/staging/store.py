@@ -273,6 +273,9 @@ class StagingStore:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    # Never wait for an entity while holding the file: the holder of the entity
+                    # may be waiting for the file (``hold`` reopens it when next needed).
+                    self._release_held()
                     if time.monotonic() >= deadline:
                         handle.seek(0)
                         holder = handle.read().strip() or "another process"
