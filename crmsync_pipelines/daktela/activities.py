@@ -127,9 +127,7 @@ def raw_fields(row_fields: Iterable[str], time_field: str = "time") -> list[str]
         relation = next((r for r in RELATIONS if root.startswith(f"{r}_")), None)
         if relation is not None and root in (f"{relation}_name", f"{relation}_title", "user_email", "user_login"):
             wanted.setdefault(relation, None)
-        elif root.startswith("item_"):
-            wanted.setdefault("item", None)
-        elif root == "direction":  # the channel record's (``item``) direction, lower-cased by the flattening
+        elif root.startswith("item_") or root == "direction":
             wanted.setdefault("item", None)
         else:
             wanted.setdefault(_ROW_ALIASES.get(root, root), None)
