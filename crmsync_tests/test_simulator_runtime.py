@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from crmsync_pipelines.serving import QuickStopServer
 from crmsync_pipelines.simulator import SimulatorHandle, run_simulator
-from crmsync_pipelines.simulator.server import _QuickStopServer
 
 
 def test_state_survives_restart_with_a_db_file(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ class Receiver:
 
         import uvicorn
 
-        self.server = _QuickStopServer(
+        self.server = QuickStopServer(
             uvicorn.Config(
                 Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
                 host="127.0.0.1",

@@ -1,37 +1,16 @@
-"""Serving the simulator: uvicorn on loopback in a background thread, and the test handle.
-
-The socket is bound before the server starts, so ``port=0`` yields a free port that is known
-up front and never races with another test.
-"""
+"""Serving the Daktela simulator (uvicorn on loopback in a background thread), and the test handle."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-
+from crmsync_pipelines.serving import serve_in_thread
 from crmsync_pipelines.simulator.app import SimulatorApp
 from crmsync_pipelines.simulator.config import Fault, RequestRecord, SimulatorConfig
 from crmsync_pipelines.simulator.state import SimulatorState
 from crmsync_pipelines.simulator.webhook_emitter import WebhookTarget
-
-_START_TIMEOUT_S = 10.0
-
-
-class _QuickStopServer(uvicorn.Server):
-    """uvicorn polls its exit flag every 100 ms; tests start and stop hundreds of servers."""
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 1) % 864000
-            await asyncio.sleep(0.01)
 
 
 class SimulatorHandle:
@@ -114,35 +93,10 @@ def run_simulator(config: SimulatorConfig | None = None, **overrides: Any) -> It
     """Start uvicorn on 127.0.0.1 (port 0 = a free port) in a background thread; stop on exit."""
     effective = (config or SimulatorConfig()).with_overrides(overrides)
     app = SimulatorApp(effective)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((effective.host, effective.port))
-    except OSError:
-        sock.close()
-        app.close()
-        raise
-    port = sock.getsockname()[1]
-    server = _QuickStopServer(
-        uvicorn.Config(
-            app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=1,
-            log_config=None,
-        )
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"daktela-sim-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            app.close()
-            raise RuntimeError("the Daktela simulator did not start")
-        time.sleep(0.01)
-    try:
-        yield SimulatorHandle(app, f"http://{effective.host}:{port}")
+        with serve_in_thread(
+            app, host=effective.host, port=effective.port, thread_name="daktela-sim", what="the Daktela simulator"
+        ) as base_url:
+            yield SimulatorHandle(app, base_url)
     finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-        sock.close()
         app.close()

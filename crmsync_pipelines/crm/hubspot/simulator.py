@@ -35,6 +35,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from crmsync_pipelines.crm.hubspot.sim_store import ASSOCIATION_TYPES, HubSpotError, SimStore, StoredObject
+from crmsync_pipelines.serving import serve_in_thread
 
 _OBJECT = re.compile(r"^/crm/v3/objects/([a-z_]+)(?:/([^/]+))?(?:/([a-z]+))?$")
 _PROPERTY = re.compile(r"^/crm/v3/properties/([a-z_]+)(?:/([^/]+))?$")
@@ -600,24 +601,6 @@ def seed_demo(simulator: HubSpotSimulator, seed: str, *, companies: int = 12, co
         store.associations.add(("contacts", obj.id, "companies", company))
 
 
-class _QuickStopServer:
-    """Factory for a uvicorn server that polls its exit flag every 10 ms (tests start many)."""
-
-    @staticmethod
-    def build(app: HubSpotSimulator) -> Any:
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            async def main_loop(self) -> None:
-                counter = 0
-                while not await self.on_tick(counter):
-                    counter = (counter + 1) % 864000
-                    await asyncio.sleep(0.01)
-
-        return Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                                     timeout_graceful_shutdown=1, log_config=None))
-
-
 @dataclass
 class HubSpotSimHandle:
     """A running simulator: its base URL and token, and the app for in-process control."""
@@ -663,33 +646,15 @@ class HubSpotSimHandle:
 @contextmanager
 def run_hubspot_simulator(config: HubSpotSimConfig | None = None, **overrides: Any) -> Iterator[HubSpotSimHandle]:
     """Serve a simulator on ``host:port`` (port 0 = a free one) in a background thread; stop on exit."""
-    import socket
-
     effective = replace(config or HubSpotSimConfig(), **overrides)
     app = HubSpotSimulator(effective)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((effective.host, effective.port))
-    except OSError:
-        sock.close()
-        raise
-    port = sock.getsockname()[1]
-    server = _QuickStopServer.build(app)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"hubspot-sim-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError("the HubSpot simulator did not start")
-        time.sleep(0.01)
-    try:
-        yield HubSpotSimHandle(app, f"http://{effective.host}:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-        sock.close()
+
+    def save_state() -> None:
         if effective.state_path is not None:
             app.store.dump(effective.state_path)
+
+    with serve_in_thread(
+        app, host=effective.host, port=effective.port, thread_name="hubspot-sim", what="the HubSpot simulator",
+        after_stop=save_state,
+    ) as base_url:
+        yield HubSpotSimHandle(app, base_url)

@@ -20,7 +20,6 @@ import base64
 import binascii
 import json
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -31,19 +30,17 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from crmsync_pipelines.crm.raynet.sim_seed import seed_demo, seed_users
 from crmsync_pipelines.crm.raynet.sim_store import ACTIVITY_ENTITIES, ENTITIES, ApiError, Quota, RaynetStore
+from crmsync_pipelines.serving import serve_in_thread
 from crmsync_pipelines.simulator.config import Fault, RequestRecord
 from crmsync_pipelines.simulator.faults import FaultBook, RequestLog
-from crmsync_pipelines.simulator.server import _QuickStopServer
 
 API_PREFIX = "/api/v2"
-_START_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -407,33 +404,16 @@ def run_raynet_simulator(config: RaynetSimConfig | None = None, **overrides: Any
     """Start uvicorn on 127.0.0.1 (port 0 = a free port) in a background thread; stop on exit."""
     effective = (config or RaynetSimConfig()).with_overrides(overrides)
     app = RaynetSimulatorApp(effective)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((effective.host, effective.port))
-    except OSError:
-        sock.close()
-        raise
-    port = sock.getsockname()[1]
-    server = _QuickStopServer(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                                             timeout_graceful_shutdown=1, log_config=None))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"raynet-sim-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError("the Raynet simulator did not start")
-        time.sleep(0.01)
-    try:
-        yield RaynetSimulatorHandle(app, f"http://{effective.host}:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-        sock.close()
+
+    def save_state() -> None:
         if effective.state_path is not None:
             app.store.dump(effective.state_path)
+
+    with serve_in_thread(
+        app, host=effective.host, port=effective.port, thread_name="raynet-sim", what="the Raynet simulator",
+        after_stop=save_state,
+    ) as base_url:
+        yield RaynetSimulatorHandle(app, base_url)
 
 
 __all__ = ["RaynetSimConfig", "RaynetSimulatorApp", "RaynetSimulatorHandle", "SimClock", "run_raynet_simulator"]
