@@ -6,26 +6,13 @@ Used by ``make demo``/``make dev`` and benchmarks that need an out-of-process in
 
 from __future__ import annotations
 
-import signal
-import threading
-from contextlib import ExitStack
+from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import click
 
-from crmsync_pipelines.cli.crm_simulator_cmd import enter_simulator
-from crmsync_pipelines.simulator import Fault, SimulatorConfig, run_simulator
-
-
-def _parse_faults(specs: tuple[str, ...]) -> list[Fault]:
-    faults = []
-    for spec in specs:
-        try:
-            faults.append(Fault.parse(spec))
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--fault") from None
-    return faults
+from crmsync_pipelines.cli.crm_simulator_cmd import parse_faults, serve_until_stopped
+from crmsync_pipelines.simulator import SimulatorConfig, SimulatorHandle, run_simulator
 
 
 @click.command("simulator")
@@ -57,7 +44,7 @@ def simulator(
     webhook_url: str | None, webhook_secret: str | None, webhook_format: str,
 ) -> None:
     """Run the Daktela V6 simulator until Ctrl-C or SIGTERM."""
-    parsed_faults = _parse_faults(faults)
+    parsed_faults = parse_faults(faults)
     config = SimulatorConfig(
         host=host, port=port, seed=None if seed.lower() in ("none", "") else seed, db_path=db_path, token=token,
         timezone=timezone, latency_ms=latency_ms, rate_limit=rate_limit, rate_window_s=rate_window_s,
@@ -68,24 +55,13 @@ def simulator(
         webhook_url=webhook_url, webhook_secret=webhook_secret,
         webhook_format=webhook_format,  # type: ignore[arg-type]
     )
-    stop = threading.Event()
 
-    def _request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    def describe(handle: SimulatorHandle) -> Iterator[str]:
+        for fault in parsed_faults:
+            handle.add_fault(fault)
+        yield f"Daktela simulator listening on {handle.base_url}"
+        yield f"instance_url: {handle.base_url}"
+        yield f"access_token: {handle.token}"
 
-    previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with ExitStack() as stack:
-            handle = enter_simulator(stack, run_simulator(config), host, port)
-            for fault in parsed_faults:
-                handle.add_fault(fault)
-            click.echo(f"Daktela simulator listening on {handle.base_url}", err=False)
-            click.echo(f"instance_url: {handle.base_url}")
-            click.echo(f"access_token: {handle.token}")
-            click.echo("Press Ctrl-C to stop.", err=True)
-            while not stop.wait(0.5):
-                pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    serve_until_stopped(run_simulator(config), describe, host=host, port=port)
     click.echo("Daktela simulator stopped.", err=True)
