@@ -50,6 +50,35 @@ Record = dict[str, Any]
 RECORD_ERROR_KEY = "_error"
 
 
+
+def window_bound(moment: datetime | None, name: str) -> datetime | None:
+    """``moment`` checked as an ``iter_*`` window bound (see "Time windows" above), unchanged.
+
+    Raises ``TypeError`` when it is neither ``None`` nor a ``datetime``, and ``ValueError`` when it
+    is naive: a naive bound names no instant, so the window it would select is a guess.
+    """
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        raise TypeError(f"{name} must be a datetime or None, got {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (got naive {moment.isoformat()})")
+    return moment
+
+
+def lookup_text(field: str, value: Any) -> str:
+    """A ``find_*_by`` value as stripped text, for CRMs whose lookups compare text.
+
+    Raises ``ValueError`` for an empty value (``None``, ``""``, whitespace: it would match an
+    arbitrary record) and for one that is not a plain ``str``/``int``/``float`` (``bool``, lists,
+    dicts have no single text form a CRM could be asked for).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"cannot look up by {field!r} with an empty value ({value!r})")
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"cannot look up by {field!r} with a {type(value).__name__} value")
+    return str(value).strip()
+
 class CrmAdapter(ABC):
     """Base class of every CRM adapter.
 

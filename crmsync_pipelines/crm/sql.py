@@ -43,7 +43,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from crmsync_pipelines.crm.base import RECORD_ERROR_KEY, CrmAdapter, Record
+from crmsync_pipelines.crm.base import RECORD_ERROR_KEY, CrmAdapter, Record, window_bound
 from crmsync_pipelines.crm.modified_time import ModifiedTimeReader, UnreadableTime, reader, utc_key_of
 from crmsync_pipelines.crm.sql_settings import (
     SETTINGS_ROOT,
@@ -85,13 +85,8 @@ def utc_text(moment: datetime) -> str:
 
 def _require_aware(moment: datetime | None, name: str) -> str | None:
     """The window bound as the same sortable UTC key the modified column is brought to."""
-    if moment is None:
-        return None
-    if not isinstance(moment, datetime):
-        raise TypeError(f"{name} must be a datetime or None, got {type(moment).__name__}")
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (got naive {moment.isoformat()})")
-    return utc_key_of(moment)
+    bound = window_bound(moment, name)
+    return None if bound is None else utc_key_of(bound)
 
 
 class _InvalidText(bytes):

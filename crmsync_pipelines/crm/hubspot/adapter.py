@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crmsync_pipelines.crm.base import CrmAdapter, Record
+from crmsync_pipelines.crm.base import CrmAdapter, Record, lookup_text, window_bound
 from crmsync_pipelines.crm.hubspot.activities import ASSOCIATION_TYPE_IDS, ActivityCodec, HubSpotActivity
 from crmsync_pipelines.crm.hubspot.client import HubSpotClient, describe, error_from_body
 from crmsync_pipelines.crm.hubspot.linking import ContactMatcher
@@ -43,21 +43,8 @@ _MODIFIED = {"companies": "hs_lastmodifieddate", "contacts": "lastmodifieddate"}
 
 
 def _epoch_ms(moment: datetime | None, name: str) -> str | None:
-    if moment is None:
-        return None
-    if not isinstance(moment, datetime):
-        raise TypeError(f"{name} must be a datetime or None, got {type(moment).__name__}")
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (got naive {moment.isoformat()})")
-    return str(int(moment.timestamp() * 1000))
-
-
-def _lookup_value(field: str, value: Any) -> str:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError(f"cannot look up by {field!r} with an empty value ({value!r})")
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise ValueError(f"cannot look up by {field!r} with a {type(value).__name__} value")
-    return str(value).strip()
+    bound = window_bound(moment, name)
+    return None if bound is None else str(int(bound.timestamp() * 1000))
 
 
 def _text_id(value: Any) -> str | None:
@@ -224,7 +211,7 @@ class HubSpotAdapter(CrmAdapter):
         return found
 
     def _find(self, object_type: str, field: str, value: Any) -> Record | None:
-        text = _lookup_value(field, value)
+        text = lookup_text(field, value)
         if field in ("id", "hs_object_id"):
             return self._get(object_type, text)
         filters = [{"propertyName": field, "operator": "EQ", "value": text}]
@@ -274,7 +261,7 @@ class HubSpotAdapter(CrmAdapter):
                 f"the mapping's lookup_field is {field!r}")
 
     def find_activity_by(self, field: str, value: Any) -> Record | None:
-        text = _lookup_value(field, value)
+        text = lookup_text(field, value)
         if field == self.key:
             return self.find_activities_by_external_ids(field, [text]).get(text)
         for object_type in self.codec.object_types:

@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 import httpx
 
-from crmsync_pipelines.crm.base import RECORD_ERROR_KEY, CrmAdapter, Record
+from crmsync_pipelines.crm.base import RECORD_ERROR_KEY, CrmAdapter, Record, lookup_text, window_bound
 from crmsync_pipelines.crm.raynet.activities import (
     WRITE_ONLY_KEYS,
     PersonIndex,
@@ -98,21 +98,8 @@ _FIND_LIMIT = 10
 
 
 def _aware(moment: datetime | None, name: str) -> datetime | None:
-    if moment is None:
-        return None
-    if not isinstance(moment, datetime):
-        raise TypeError(f"{name} must be a datetime or None, got {type(moment).__name__}")
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (got naive {moment.isoformat()})")
-    return moment.astimezone(UTC)
-
-
-def _lookup_value(field: str, value: Any) -> str:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError(f"cannot look up by {field!r} with an empty value ({value!r})")
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise ValueError(f"cannot look up by {field!r} with a {type(value).__name__} value")
-    return str(value).strip()
+    bound = window_bound(moment, name)
+    return None if bound is None else bound.astimezone(UTC)
 
 
 def _same(found: Any, wanted: str) -> bool:
@@ -303,7 +290,7 @@ class RaynetAdapter(CrmAdapter):
         return {i: found[i] for i in wanted if i in found}
 
     def _find(self, entity: str, field: str, value: Any) -> Record | None:
-        wanted = _lookup_value(field, value)
+        wanted = lookup_text(field, value)
         if field == "id":
             return self._detail(entity, wanted)
         if field in PHONE_FIELDS[entity]:
@@ -403,7 +390,7 @@ class RaynetAdapter(CrmAdapter):
     def find_activity_by(self, field: str, value: Any) -> Record | None:
         """By ``extId`` (the Daktela name: one ``GET /{entity}/ext/daktela:<name>/`` per entity until
         found) or by ``id`` (``"phoneCall:12"``)."""
-        wanted = _lookup_value(field, value)
+        wanted = lookup_text(field, value)
         if field == "id":
             try:
                 entity, raw_id = split_activity_id(wanted)
