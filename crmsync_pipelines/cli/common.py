@@ -87,16 +87,22 @@ def resolve_config_path(config_path: Path | None) -> Path:
     return DEFAULT_CONFIG_PATH
 
 
-def load_config_or_fail(config_path: Path | None) -> tuple[Path, SyncConfig]:
-    """The validated config; a missing or invalid file ends the command with exit code 1."""
-    from crmsync_pipelines.config import load_config
-
+def existing_config_path(config_path: Path | None) -> Path:
+    """The config file ``resolve_config_path`` names; a missing one ends the command (exit code 1)."""
     path = resolve_config_path(config_path)
     if not path.is_file():
         raise click.ClickException(
             f"Config file not found: {path}\n"
             "Hint: pass -c path/to/sync.yaml or set CRMSYNC_CONFIG (see docs/configuration.md)."
         )
+    return path
+
+
+def load_config_or_fail(config_path: Path | None) -> tuple[Path, SyncConfig]:
+    """The validated config; a missing or invalid file ends the command with exit code 1."""
+    from crmsync_pipelines.config import load_config
+
+    path = existing_config_path(config_path)
     try:
         return path, load_config(path)
     except ConfigError as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from crmsync_pipelines.cli.common import config_option, render_table, resolve_config_path
+from crmsync_pipelines.cli.common import config_option, existing_config_path, render_table
 from crmsync_pipelines.errors import ConfigError
 from crmsync_pipelines.webhooks.inbox import EVENT_STATUSES, Inbox, InboxEvent
 
@@ -30,12 +30,7 @@ ERROR_WIDTH = 100
 def _open_inbox(config_path: Path | None) -> Iterator[Inbox]:
     from crmsync_pipelines.config import load_webhook_settings
 
-    path = resolve_config_path(config_path)
-    if not path.is_file():
-        raise click.ClickException(
-            f"Config file not found: {path}\n"
-            "Hint: pass -c path/to/sync.yaml or set CRMSYNC_CONFIG (see docs/configuration.md)."
-        )
+    path = existing_config_path(config_path)
     try:
         inbox_path = Path(load_webhook_settings(path).webhook.inbox_path)
     except ConfigError as exc:

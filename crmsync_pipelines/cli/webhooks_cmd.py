@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from crmsync_pipelines.cli.common import config_option, resolve_config_path
+from crmsync_pipelines.cli.common import config_option, existing_config_path
 from crmsync_pipelines.errors import ConfigError
 
 
@@ -55,12 +55,7 @@ def serve_webhooks(
     from crmsync_pipelines.webhooks.server import app_from_config, serve
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    path = resolve_config_path(config_path)
-    if not path.is_file():
-        raise click.ClickException(
-            f"Config file not found: {path}\n"
-            "Hint: pass -c path/to/sync.yaml or set CRMSYNC_CONFIG (see docs/configuration.md)."
-        )
+    path = existing_config_path(config_path)
     try:
         settings = load_webhook_settings(path)
         app, inbox = app_from_config(settings, insecure_dev=insecure_dev, inbox_path=inbox_path)
