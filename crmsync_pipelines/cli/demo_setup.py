@@ -28,7 +28,7 @@ DEFAULT_SIMULATOR_PORT = 8765
 #: The bundled example config the demo config is derived from.
 BUNDLED_CONFIG = Path(__file__).resolve().parents[2] / "mappings" / "sync.yaml"
 
-DAGSTER_YAML = """\
+_DAGSTER_YAML_CONCURRENCY = """\
 # Written by `crmsync demo` / `crmsync dev`: a persistent local Dagster instance.
 python_logs:
   python_log_level: INFO
@@ -41,6 +41,13 @@ concurrency:
       - key: crmsync/flow
         value: {applyLimitPerUniqueValue: true}
         limit: 1
+"""
+_DAGSTER_YAML_TELEMETRY = """\
+telemetry:
+  enabled: false
+"""
+
+DAGSTER_YAML = _DAGSTER_YAML_CONCURRENCY + """\
 # A run whose process died (kill -9, OOM, a lost host) must not hold its flow's slot forever:
 # the daemon fails runs stuck starting or cancelling, and runs past max_runtime_seconds (the
 # local run launcher cannot see a dead run worker, so the runtime cap is what frees a STARTED
@@ -58,29 +65,10 @@ run_retries:
   enabled: true
   max_retries: 1
   retry_on_asset_or_op_failure: false
-telemetry:
-  enabled: false
-"""
+""" + _DAGSTER_YAML_TELEMETRY
 
-#: What earlier releases wrote; replaced by :data:`DAGSTER_YAML` unless the user edited it.
-_PREVIOUS_DAGSTER_YAMLS = (
-    """\
-# Written by `crmsync demo` / `crmsync dev`: a persistent local Dagster instance.
-python_logs:
-  python_log_level: INFO
-  managed_python_loggers: [crmsync]
-concurrency:
-  runs:
-    max_concurrent_runs: 4
-    tag_concurrency_limits:
-      # One run per flow at a time: two runs of a flow would diff the same window twice.
-      - key: crmsync/flow
-        value: {applyLimitPerUniqueValue: true}
-        limit: 1
-telemetry:
-  enabled: false
-""",
-)
+#: What earlier releases wrote (byte for byte); replaced by :data:`DAGSTER_YAML` unless the user edited it.
+_PREVIOUS_DAGSTER_YAMLS = (_DAGSTER_YAML_CONCURRENCY + _DAGSTER_YAML_TELEMETRY,)
 
 
 @dataclass(frozen=True)
