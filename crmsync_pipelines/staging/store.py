@@ -43,6 +43,13 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def _insert_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, sql: str) -> None:
+    """Run ``sql`` (which reads the view ``name``) with ``frame`` registered as that view."""
+    con.register(name, frame)
+    con.execute(sql)
+    con.unregister(name)
+
+
 @dataclass(frozen=True)
 class BatchInfo:
     batch_id: str
@@ -319,12 +326,11 @@ class StagingStore:
             }
         )
         with self.connect() as con:
-            con.register("raw_frame", frame)
-            con.execute(
+            _insert_frame(
+                con, "raw_frame", frame,
                 "INSERT INTO raw_records (batch_id, entity, source_id, payload, extracted_at, raw_hash) "
                 "SELECT batch_id, entity, source_id, payload::JSON, extracted_at, md5(payload) FROM raw_frame"
             )
-            con.unregister("raw_frame")
 
     def finish_extract(self, batch_id: str) -> int:
         """Drop repeated source ids of the batch (the first one extracted wins) and return the count.
@@ -420,13 +426,12 @@ class StagingStore:
             }
         )
         with self.connect() as con:
-            con.register("mapped_frame", frame)
-            con.execute(
+            _insert_frame(
+                con, "mapped_frame", frame,
                 "INSERT INTO mapped_records (batch_id, entity, source_id, lookup_key, payload, payload_hash, "
                 "invalid_class, invalid_reason) SELECT batch_id, entity, source_id, lookup_key, payload::JSON, "
                 "payload_hash, invalid_class, invalid_reason FROM mapped_frame"
             )
-            con.unregister("mapped_frame")
 
     def finish_map(self, batch_id: str) -> None:
         with self.connect() as con:
@@ -606,11 +611,10 @@ class StagingStore:
             {"entity": entity, "source_id": list(unique), "lookup_key": list(unique.values()), "updated_at": _now()}
         )
         with self.connect() as con:
-            con.register("key_frame", frame)
-            con.execute(
+            _insert_frame(
+                con, "key_frame", frame,
                 "INSERT OR REPLACE INTO key_map SELECT entity, source_id, lookup_key, updated_at FROM key_frame"
             )
-            con.unregister("key_frame")
 
     def source_ids_for_keys(self, entity: str, keys: Iterable[str]) -> dict[str, str]:
         wanted = sorted(set(keys))
@@ -655,12 +659,11 @@ class StagingStore:
             }
         )
         with self.connect() as con:
-            con.register("snap_frame", frame)
-            con.execute(
+            _insert_frame(
+                con, "snap_frame", frame,
                 "INSERT OR REPLACE INTO target_snapshot SELECT entity, lookup_key, target_id, payload::JSON, "
                 "fetched_at, run_id FROM snap_frame"
             )
-            con.unregister("snap_frame")
 
     def snapshot_records(self, entity: str, keys: Iterable[str], run_id: str) -> dict[str, dict[str, Any]]:
         """Target records staged by this run's scan, by lookup key."""
@@ -757,9 +760,7 @@ class StagingStore:
                 "recorded_at": now,
             }
         )
-        con.register("ledger_frame", ledger)
-        con.execute("INSERT INTO ledger SELECT * FROM ledger_frame")
-        con.unregister("ledger_frame")
+        _insert_frame(con, "ledger_frame", ledger, "INSERT INTO ledger SELECT * FROM ledger_frame")
 
     @staticmethod
     def _remember(con: duckdb.DuckDBPyConnection, run_id: str, entity: str, remembered: dict[str, RecordResult],
@@ -775,9 +776,7 @@ class StagingStore:
                 "run_id": run_id,
             }
         )
-        con.register("state_frame", state)
-        con.execute("INSERT OR REPLACE INTO synced_state SELECT * FROM state_frame")
-        con.unregister("state_frame")
+        _insert_frame(con, "state_frame", state, "INSERT OR REPLACE INTO synced_state SELECT * FROM state_frame")
 
     @staticmethod
     def _dead_letters(con: duckdb.DuckDBPyConnection, run_id: str, entity: str, failed: dict[str, RecordResult],
@@ -797,8 +796,8 @@ class StagingStore:
                 "payload_hash": [r.payload_hash for r in failed.values()],
             }
         )
-        con.register("dead_frame", dead)
-        con.execute(
+        _insert_frame(
+            con, "dead_frame", dead,
             "INSERT INTO failed_records SELECT entity, source_id, lookup_key, error_class, error_message, "
             "attempts, first_failed_at, last_failed_at, last_run_id, payload::JSON, payload_hash "
             "FROM dead_frame ON CONFLICT (entity, source_id) DO UPDATE SET "
@@ -807,7 +806,6 @@ class StagingStore:
             "last_failed_at = excluded.last_failed_at, last_run_id = excluded.last_run_id, "
             "payload = excluded.payload, payload_hash = excluded.payload_hash"
         )
-        con.unregister("dead_frame")
 
     def record_unchanged(self, run_id: str, batch_id: str, entity: str) -> int:
         """Set-wise: every loadable row of the batch whose payload hash equals ``synced_state``
@@ -932,12 +930,11 @@ class StagingStore:
         now = _now()
         frame = pd.DataFrame({"name": list(unique), "activity_type": list(unique.values()), "seen_at": now})
         with self.connect() as con:
-            con.register("unsettled_frame", frame)
-            con.execute(
+            _insert_frame(
+                con, "unsettled_frame", frame,
                 "INSERT INTO unsettled_activities SELECT name, activity_type, seen_at, seen_at FROM unsettled_frame "
                 "ON CONFLICT (name) DO UPDATE SET last_checked_at = excluded.last_checked_at"
             )
-            con.unregister("unsettled_frame")
 
     def clear_unsettled(self, names: Iterable[str]) -> None:
         wanted = sorted(set(names))
