@@ -378,14 +378,28 @@ class HubSpotAdapter(CrmAdapter):
         for index, _ in chunk:
             slots[index] = exc
 
+    def _post_batch(self, object_type: str, action: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST ``inputs`` to the object type's ``batch/<action>`` endpoint; errors as ``AdapterError``s."""
+        return self.client.post_json(self._path(object_type, "batch", action), {"inputs": inputs},
+                                     context=f"{object_type} batch {action}")
+
+    def _reported(self, object_type: str, page: dict[str, Any], by_key: dict[str, tuple[int, HubSpotActivity]],
+                  slots: list[Any]) -> Iterator[tuple[dict[str, Any], HubSpotActivity]]:
+        """The batch answer's stored records: each one's slot filled and its key taken out of ``by_key``."""
+        for raw in page.get("results") or []:
+            key = str(raw.get("objectWriteTraceId") or (raw.get("properties") or {}).get(self.key))
+            if key in by_key:
+                index, activity = by_key.pop(key)
+                slots[index] = self.codec.from_hubspot(object_type, raw, links=self._links(activity))
+                yield raw, activity
+
     def _create_batch(self, object_type: str, chunk: list[tuple[int, HubSpotActivity]], slots: list[Any]
                       ) -> list[tuple[int, HubSpotActivity]]:
         """Batch create with inline associations; returns the inputs the unique property sent to upsert."""
         inputs = [{"properties": _wire(a.properties, creating=True), "objectWriteTraceId": a.key,
                    "associations": self._inline_associations(a)} for _, a in chunk]
         try:
-            page = self.client.post_json(self._path(object_type, "batch", "create"), {"inputs": inputs},
-                                         context=f"{object_type} batch create")
+            page = self._post_batch(object_type, "create", inputs)
         except (RecordValidationError, ConflictError) as exc:
             if len(chunk) > 1:  # HubSpot refused the whole batch for one input: halve until it stands alone
                 middle = len(chunk) // 2
@@ -399,14 +413,10 @@ class HubSpotAdapter(CrmAdapter):
             self._fail(slots, chunk, exc)
             return []
         by_key = {a.key: (i, a) for i, a in chunk}
-        for raw in page.get("results") or []:
-            key = str(raw.get("objectWriteTraceId") or (raw.get("properties") or {}).get(self.key))
-            if key in by_key:
-                index, activity = by_key.pop(key)
-                slots[index] = self.codec.from_hubspot(object_type, raw, links=self._links(activity))
-                self._written["created"] += 1
-                with self._lock:
-                    self._present.add(key)
+        for _, activity in self._reported(object_type, page, by_key, slots):
+            self._written["created"] += 1
+            with self._lock:
+                self._present.add(activity.key)
         retry: list[tuple[int, HubSpotActivity]] = []
         for error in page.get("errors") or []:
             context = error.get("context") or {}
@@ -426,8 +436,7 @@ class HubSpotAdapter(CrmAdapter):
         inputs = [{"idProperty": self.key, "id": a.key, "objectWriteTraceId": a.key,
                    "properties": _wire(a.properties, creating=False)} for _, a in chunk]
         try:
-            page = self.client.post_json(self._path(object_type, "batch", "upsert"), {"inputs": inputs},
-                                         context=f"{object_type} batch upsert")
+            page = self._post_batch(object_type, "upsert", inputs)
         except (RecordValidationError, ConflictError) as exc:
             if len(chunk) > 1:  # HubSpot refused the whole batch for one input: halve until it stands alone
                 middle = len(chunk) // 2
@@ -441,13 +450,9 @@ class HubSpotAdapter(CrmAdapter):
             return
         by_key = {a.key: (i, a) for i, a in chunk}
         stored: list[tuple[str, HubSpotActivity]] = []
-        for raw in page.get("results") or []:
-            key = str(raw.get("objectWriteTraceId") or (raw.get("properties") or {}).get(self.key))
-            if key in by_key:
-                index, activity = by_key.pop(key)
-                slots[index] = self.codec.from_hubspot(object_type, raw, links=self._links(activity))
-                self._written["created" if raw.get("new") else "updated"] += 1
-                stored.append((str(raw["id"]), activity))
+        for raw, activity in self._reported(object_type, page, by_key, slots):
+            self._written["created" if raw.get("new") else "updated"] += 1
+            stored.append((str(raw["id"]), activity))
         for error in page.get("errors") or []:
             context = error.get("context") or {}
             keys = [str(k) for k in (context.get("objectWriteTraceId") or context.get("ids") or [])]
