@@ -18,6 +18,15 @@ from crmsync_pipelines.engine import SyncEngine, Window
 from crmsync_pipelines.mapping import default_registry
 from crmsync_tests.fixtures.engine import MAPPINGS, EngineEnv
 
+
+@pytest.fixture(autouse=True)
+def _restore_default_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests register transformers in the process-wide registry; later tests (which
+    list the known transformer names) must see it as it was."""
+    registry = default_registry()
+    monkeypatch.setattr(registry, "_factories", dict(registry._factories))
+    monkeypatch.setattr(registry, "_callbacks", dict(registry._callbacks))
+
 ALL = Window(None, None)
 
 
