@@ -20,22 +20,9 @@ from dagster._core.storage.asset_check_state import AssetCheckState, bulk_update
 from crmsync_pipelines.defs.materialize import current_partition_key
 from crmsync_pipelines.defs.partitions import sync_partitions
 from crmsync_tests.fixtures.pipeline import PipelineWorld
+from crmsync_tests.test_dagster_e2e import CRM_TO_DAKTELA, _assets
 
 pytestmark = pytest.mark.slow
-
-CRM_TO_DAKTELA = ["crm/accounts", "staging/accounts_mapped", "daktela/accounts",
-                  "crm/contacts", "staging/contacts_mapped", "daktela/contacts"]
-
-
-def _assets(keys: list[str]) -> list[dg.AssetsDefinition]:
-    from crmsync_pipelines.definitions import defs
-
-    wanted = {dg.AssetKey.from_user_string(k) for k in keys}
-    definitions = defs()
-    assets = [a for a in definitions.assets or [] if isinstance(a, dg.AssetsDefinition) and set(a.keys) & wanted]
-    checks = [c for c in definitions.asset_checks or []
-              if isinstance(c, dg.AssetChecksDefinition) and {k.asset_key for k in c.check_keys} & wanted]
-    return [*assets, *checks]
 
 
 def _check_keys(assets: list[dg.AssetsDefinition]) -> set[dg.AssetCheckKey]:
