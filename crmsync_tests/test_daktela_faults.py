@@ -7,6 +7,7 @@ asserts the exact requests it cost and what ended up stored.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -210,15 +211,34 @@ def test_activities_fall_back_to_client_side_windowing_once_per_instance(
         b.close()
 
 
+#: Clock-derived texts: local date-times, and call ids, which are the start's epoch (``1795926593.1167``).
+_CLOCK_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}|^\d{10}\.\d+$")
+
+
+def _without_times(value: Any) -> Any:
+    """``value`` less its clock-derived texts: two "demo" instances seeded a second apart differ there."""
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if not (isinstance(v, str) and _CLOCK_TEXT.search(v))}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
 def test_activity_fallback_matches_the_filtered_read(demo_simulator: SimulatorHandle) -> None:
     filtered = make_adapter(demo_simulator)
-    since, until, expected = _window(demo_simulator, filtered)
-    want = {r["id"]: r for r in filtered.iter_activities("call", since=since, until=until)}
-    assert sorted(want) == expected
     with run_simulator(seed="demo", reject_activity_date_filters=True) as sim:
         a = make_adapter(sim, page_size=7)
+        # The window comes from the refusing instance's own clock (its seed is "now"-relative).
+        since, until, expected = _window(sim, a)
         got = {r["id"]: r for r in a.iter_activities("call", since=since, until=until)}
-        assert got == want
+        assert sorted(got) == expected
+        sim_times = {r["name"]: r["time"] for r in sim.all("activities")}
+        base_times = {r["name"]: r["time"] for r in demo_simulator.all("activities")}
+        name = expected[0]
+        shift = a.from_instance_time(sim_times[name]) - filtered.from_instance_time(base_times[name])
+        want = {r["id"]: r for r in filtered.iter_activities("call", since=since - shift, until=until - shift)}
+        assert sorted(want) == sorted(got)
+        assert {k: _without_times(v) for k, v in got.items()} == {k: _without_times(v) for k, v in want.items()}
         only_since = {r["id"] for r in a.iter_activities("call", since=since, until=None)}
         assert only_since == {r["id"] for r in filtered.iter_activities("call", since=since, until=None)}
         later = since + timedelta(days=3650)
