@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import pytest
 
 from crmsync_pipelines.defs.webhooks import InboxResource, webhook_inbox_sensor
 from crmsync_pipelines.webhooks import SECRET_HEADER, Inbox
+from crmsync_tests.fixtures.webhooks import free_port, wait_until_healthy
 
 SECRET = "durability-secret-123"
 ACTIVITIES = """
@@ -45,12 +45,6 @@ def config_path(tmp_path: Path) -> Path:
     return tmp_path / "sync.yaml"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _cli(config_path: Path, port: int, secret: str, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "WEBHOOK_SECRET": secret}
     command = [sys.executable, "-m", "crmsync_pipelines.cli.main", "serve-webhooks", "-c", str(config_path)]
@@ -64,20 +58,10 @@ def _cli(config_path: Path, port: int, secret: str, *extra: str) -> subprocess.P
 
 @pytest.fixture
 def receiver(config_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+    port = free_port()
     proc = _cli(config_path, port, SECRET)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"receiver did not start: {proc.communicate()[1].decode()[-2000:]}")
-        time.sleep(0.05)
+    wait_until_healthy(proc, url)
     yield proc, url
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -124,7 +108,7 @@ def test_every_202_survives_sigkill_and_the_sensor_gets_them_all(
         assert len(stored) - len(accepted) <= 1
 
     # A restarted receiver continues the sequence; nothing was processed in between.
-    port = _free_port()
+    port = free_port()
     restarted = _cli(config_path, port, SECRET)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={SECRET_HEADER: SECRET}) as http:
@@ -164,7 +148,7 @@ def test_every_202_survives_sigkill_and_the_sensor_gets_them_all(
 
 
 def test_cli_refuses_to_start_without_a_secret(config_path: Path) -> None:
-    proc = _cli(config_path, _free_port(), "")
+    proc = _cli(config_path, free_port(), "")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert b"webhook.secret" in err
@@ -175,7 +159,7 @@ def test_cli_refuses_to_start_without_a_secret(config_path: Path) -> None:
 
 
 def test_cli_insecure_dev_starts_without_a_secret(config_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = _cli(config_path, port, "", "--insecure-dev")
     try:
         deadline = time.monotonic() + 30

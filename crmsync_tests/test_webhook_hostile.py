@@ -23,9 +23,8 @@ from crmsync_pipelines.errors import ConfigError
 from crmsync_pipelines.webhooks import SECRET_HEADER, Inbox, create_app
 from crmsync_pipelines.webhooks.limits import BodyLimits
 from crmsync_pipelines.webhooks.server import BackgroundServer
+from crmsync_tests.fixtures.webhooks import SECRET, serve_receiver
 
-SECRET = "s3cret-webhook-value"
-ALL_TYPES = {"call", "email", "web", "sms", "fbm", "wap", "vbr"}
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 BOM = b"\xef\xbb\xbf"
@@ -39,14 +38,7 @@ def inbox(tmp_path: Path) -> Iterator[Inbox]:
 
 
 def _serve(inbox: Inbox, **overrides: object) -> BackgroundServer:
-    options: dict[str, object] = {
-        "inbox": inbox,
-        "secret": SECRET,
-        "enabled_entities": {"account", "contact", "activity"},
-        "activity_types": ALL_TYPES,
-    }
-    options.update(overrides)
-    return BackgroundServer(create_app(**options))  # type: ignore[arg-type]
+    return serve_receiver(inbox, **overrides)
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ import pytest
 from crmsync_pipelines.errors import ConfigError
 from crmsync_pipelines.webhooks import SECRET_HEADER, Inbox, create_app
 from crmsync_pipelines.webhooks.server import BackgroundServer
-
-SECRET = "s3cret-webhook-value"
-ALL_TYPES = {"call", "email", "web", "sms", "fbm", "wap", "vbr"}
+from crmsync_tests.fixtures.webhooks import SECRET, serve_receiver
 
 
 @pytest.fixture
@@ -26,15 +24,7 @@ def inbox(tmp_path: Path) -> Iterator[Inbox]:
 
 
 def _serve(inbox: Inbox, **overrides: object) -> BackgroundServer:
-    options: dict[str, object] = {
-        "inbox": inbox,
-        "secret": SECRET,
-        "enabled_entities": {"account", "contact", "activity"},
-        "activity_types": ALL_TYPES,
-        "max_body_bytes": 4096,
-    }
-    options.update(overrides)
-    return BackgroundServer(create_app(**options))  # type: ignore[arg-type]
+    return serve_receiver(inbox, **{"max_body_bytes": 4096, **overrides})
 
 
 @pytest.fixture

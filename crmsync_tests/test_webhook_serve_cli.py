@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from crmsync_pipelines.cli.main import cli
 from crmsync_pipelines.config import load_webhook_settings
 from crmsync_pipelines.errors import ConfigError
 from crmsync_pipelines.webhooks import SECRET_HEADER, Inbox
+from crmsync_tests.fixtures.webhooks import free_port, wait_until_healthy
 
 SECRET = "query-string-secret-0123456789"
 SYNC = """
@@ -44,12 +43,6 @@ webhook: {secret: "${WEBHOOK_SECRET}", inbox_path: inbox.sqlite, max_keys: 50}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "sync.yaml"
@@ -64,7 +57,7 @@ def _environment(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def receiver(config_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "crmsync_pipelines.cli.main", "serve-webhooks", "-c", str(config_path)]
     proc = subprocess.Popen(
         [*command, "--port", str(port), "--log-level", "info"],
@@ -74,17 +67,7 @@ def receiver(config_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"receiver did not start: {proc.communicate()[0][-3000:]}")
-        time.sleep(0.05)
+    wait_until_healthy(proc, url)
     yield proc, url
     if proc.poll() is None:
         proc.kill()
