@@ -19,30 +19,17 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from crmsync_pipelines.cli.main import cli
 from crmsync_pipelines.crm.base import CrmAdapter
 from crmsync_pipelines.errors import NotSupportedError
 from crmsync_pipelines.simulator import Fault
 from crmsync_pipelines.staging import StagingStore
 from crmsync_tests.fixtures.pipeline import PipelineWorld
+from crmsync_tests.test_cli_sync import _row, run
 
 pytestmark = pytest.mark.slow
 
 ENTITY = "custom:partners"
-
-
-def run(*args: str, input: str | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
-    return result.exit_code, result.output
-
-
-def _row(output: str, entity: str) -> dict[str, str]:
-    lines = output.splitlines()
-    header = next(line for line in lines if line.startswith("entity "))
-    row = next(line for line in lines if line.startswith(entity + " "))
-    return dict(zip(header.split(), row.split(), strict=True))
 
 
 def _partners(world: PipelineWorld) -> list[dict[str, Any]]:
