@@ -20,16 +20,9 @@ from crmsync_pipelines.engine import SyncEngine, Window
 from crmsync_pipelines.engine.reports import StageReport
 from crmsync_pipelines.simulator import SimulatorHandle, run_simulator
 from crmsync_tests.fixtures.engine import MAPPINGS, EngineEnv
+from crmsync_tests.test_engine_quality import _mapping_variant
 
 ALL = Window(None, None)
-
-
-def _mapping_variant(env: EngineEnv, old: str, new: str) -> Path:
-    text = (MAPPINGS / "contacts.yaml").read_text(encoding="utf-8")
-    assert old in text
-    path = env.tmp / "contacts-variant.yaml"
-    path.write_text(text.replace(old, new), encoding="utf-8")
-    return path
 
 
 def _set_phones(env: EngineEnv, phones: list[str]) -> list[str]:
