@@ -139,11 +139,8 @@ def test_range_backfill_runs_as_one_run_over_the_whole_window(
     assert world.ledger(result.run_id).get(("contact", "created"), 0) == expected
 
 
-def test_failing_blocking_check_stops_the_load_and_writes_nothing(
-    pipeline_world: PipelineWorld, dagster_instance: dg.DagsterInstance, tmp_path: Path
-) -> None:
-    world, instance = pipeline_world, dagster_instance
-    # A mapping bug: every account gets the same Daktela name.
+def _break_account_mapping(world: PipelineWorld, tmp_path: Path) -> None:
+    """A mapping bug in the world's config: every account gets the same Daktela name."""
     broken = tmp_path / "accounts-broken.yaml"
     broken.write_text(textwrap.dedent("""
         entity: account
@@ -155,6 +152,13 @@ def test_failing_blocking_check_stops_the_load_and_writes_nothing(
     config = yaml.safe_load(world.paths.config.read_text(encoding="utf-8"))
     config["sync"]["entities"]["account"]["mapping_file"] = str(broken)
     world.paths.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+
+def test_failing_blocking_check_stops_the_load_and_writes_nothing(
+    pipeline_world: PipelineWorld, dagster_instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    world, instance = pipeline_world, dagster_instance
+    _break_account_mapping(world, tmp_path)
     accounts_before = world.simulator.count("accounts")
     world.simulator.reset_log()
 

@@ -8,19 +8,17 @@ asset-check partition state), from a real instance after a real run.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionResolvedStatus as Status
 from dagster._core.storage.asset_check_state import AssetCheckState, bulk_update_asset_check_state
 
 from crmsync_pipelines.defs.materialize import current_partition_key
 from crmsync_pipelines.defs.partitions import sync_partitions
 from crmsync_tests.fixtures.pipeline import PipelineWorld
-from crmsync_tests.test_dagster_e2e import CRM_TO_DAKTELA, _assets
+from crmsync_tests.test_dagster_e2e import CRM_TO_DAKTELA, _assets, _break_account_mapping
 
 pytestmark = pytest.mark.slow
 
@@ -98,17 +96,7 @@ def test_a_failing_blocking_check_in_a_range_run_fails_on_every_partition_and_wr
     pipeline_world: PipelineWorld, dagster_instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
     world = pipeline_world
-    broken = tmp_path / "accounts-broken.yaml"
-    broken.write_text(textwrap.dedent("""
-        entity: account
-        lookup_field: name
-        mappings:
-          - {cc_field: name, value: crm_acc_same}
-          - {cc_field: title, crm_field: name}
-    """), encoding="utf-8")
-    config = yaml.safe_load(world.paths.config.read_text(encoding="utf-8"))
-    config["sync"]["entities"]["account"]["mapping_file"] = str(broken)
-    world.paths.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+    _break_account_mapping(world, tmp_path)
     world.simulator.reset_log()
     start, end, keys = _range(2)
 

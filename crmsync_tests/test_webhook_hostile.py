@@ -22,7 +22,6 @@ import pytest
 from crmsync_pipelines.errors import ConfigError
 from crmsync_pipelines.webhooks import SECRET_HEADER, Inbox, create_app
 from crmsync_pipelines.webhooks.limits import BodyLimits
-from crmsync_pipelines.webhooks.server import BackgroundServer
 from crmsync_tests.fixtures.webhooks import SECRET, serve_receiver
 
 JSON = "application/json"
@@ -37,13 +36,9 @@ def inbox(tmp_path: Path) -> Iterator[Inbox]:
     box.close()
 
 
-def _serve(inbox: Inbox, **overrides: object) -> BackgroundServer:
-    return serve_receiver(inbox, **overrides)
-
-
 @pytest.fixture
 def client(inbox: Inbox) -> Iterator[httpx.Client]:
-    with _serve(inbox) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+    with serve_receiver(inbox) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
 
 
@@ -194,7 +189,7 @@ def test_form_keys_at_the_limit_are_accepted(client: httpx.Client, inbox: Inbox)
 
 def test_string_longer_than_the_limit_is_413(inbox: Inbox) -> None:
     limits = BodyLimits(max_string_length=100)
-    with _serve(inbox, limits=limits) as server, httpx.Client(base_url=server.url) as http:
+    with serve_receiver(inbox, limits=limits) as server, httpx.Client(base_url=server.url) as http:
         ok = http.post("/webhooks/daktela", json={"event": "call_close", "name": "c1", "data": "y" * 100},
                        headers={SECRET_HEADER: SECRET})
         long_value = http.post("/webhooks/daktela", json={"event": "call_close", "name": "c2", "data": "y" * 101},
@@ -245,7 +240,7 @@ def test_healthz_answers_within_a_second_while_hostile_bodies_are_handled(inbox:
                 statuses.append(http.post("/webhooks/daktela", content=trickle(body),
                                           headers={SECRET_HEADER: SECRET}).status_code)
 
-    with _serve(inbox) as server:
+    with serve_receiver(inbox) as server:
         senders = [threading.Thread(target=send_all, args=(server.url,)) for _ in range(4)]
         for sender in senders:
             sender.start()
@@ -301,7 +296,7 @@ def test_a_second_bom_is_content_not_a_marker(client: httpx.Client, inbox: Inbox
 def test_non_ascii_secret_matches_its_utf8_bytes(inbox: Inbox, caplog: pytest.LogCaptureFixture) -> None:
     secret = "tajné-heslo-ěšč"
     caplog.set_level("WARNING", logger="crmsync.webhooks")
-    with _serve(inbox, secret=secret) as server, httpx.Client(base_url=server.url) as http:
+    with serve_receiver(inbox, secret=secret) as server, httpx.Client(base_url=server.url) as http:
         right = http.post("/webhooks/daktela", json={"event": "call_close", "name": "c1"},
                           headers={SECRET_HEADER.encode(): secret.encode("utf-8")})
         wrong = http.post("/webhooks/daktela", json={"event": "call_close", "name": "c2"},
@@ -494,7 +489,7 @@ def test_a_blank_record_id_is_still_missing(client: httpx.Client, inbox: Inbox) 
 
 def test_a_sender_that_stalls_mid_body_gets_408_and_frees_the_connection(inbox: Inbox) -> None:
     # Without a deadline a stalled upload held its connection (and a file descriptor) forever.
-    with _serve(inbox, body_timeout_s=0.5) as server, httpx.Client(base_url=server.url, timeout=5) as http:
+    with serve_receiver(inbox, body_timeout_s=0.5) as server, httpx.Client(base_url=server.url, timeout=5) as http:
         with socket.create_connection((server.host, server.port), timeout=5) as raw_socket:
             raw_socket.sendall(
                 b"POST /webhooks/daktela HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
