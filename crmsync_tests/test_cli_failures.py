@@ -86,13 +86,19 @@ def test_failed_auto_contacts_fail_the_run_and_retry_failed_creates_them(pipelin
     assert world.writes() == 0
 
 
-def test_retry_failed_account_includes_its_auto_contacts(pipeline_world: PipelineWorld) -> None:
-    world = pipeline_world
+def _sync_accounts_with_contact_posts_refused(world: PipelineWorld) -> int:
+    """Sync accounts while Daktela refuses every contact POST (400), then lift the fault; the POSTs tried."""
     world.simulator.add_fault(Fault(route=f"POST {CONTACTS}", kind="status", status=400, times=None))
     assert run("sync", "--entity", "account")[0] == 1
     posts = world.simulator.request_count("POST", CONTACTS)
     world.simulator.clear_faults()
     world.simulator.reset_log()
+    return posts
+
+
+def test_retry_failed_account_includes_its_auto_contacts(pipeline_world: PipelineWorld) -> None:
+    world = pipeline_world
+    posts = _sync_accounts_with_contact_posts_refused(world)
     code, out = run("retry-failed", "--entity", "account")
     assert code == 0, out
     assert f"retrying {posts} failed record(s)" in out
@@ -102,11 +108,7 @@ def test_retry_failed_account_includes_its_auto_contacts(pipeline_world: Pipelin
 
 def test_retry_failed_of_everything_retries_auto_contacts(pipeline_world: PipelineWorld) -> None:
     world = pipeline_world
-    world.simulator.add_fault(Fault(route=f"POST {CONTACTS}", kind="status", status=400, times=None))
-    assert run("sync", "--entity", "account")[0] == 1
-    posts = world.simulator.request_count("POST", CONTACTS)
-    world.simulator.clear_faults()
-    world.simulator.reset_log()
+    posts = _sync_accounts_with_contact_posts_refused(world)
     code, out = run("retry-failed")
     assert code == 0, out
     assert f"retrying {posts} failed record(s)" in out

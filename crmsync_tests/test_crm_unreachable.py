@@ -11,6 +11,7 @@ import socket
 
 import pytest
 
+from crmsync_pipelines.crm.base import CrmAdapter
 from crmsync_pipelines.crm.hubspot import HubSpotAdapter, HubSpotSettings
 from crmsync_pipelines.crm.raynet import RaynetAdapter, RaynetSettings
 from crmsync_pipelines.errors import AdapterError
@@ -22,6 +23,14 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _unreachable_message(adapter: CrmAdapter) -> str:
+    """The error of reading contacts from ``adapter`` (whose CRM does not answer); closes it."""
+    with pytest.raises(AdapterError) as failed:
+        list(adapter.iter_contacts(None, None))
+    adapter.close()
+    return str(failed.value)
+
+
 def test_raynet_unreachable_names_the_host_and_the_cause() -> None:
     port = _closed_port()
     settings = RaynetSettings.parse({
@@ -29,10 +38,7 @@ def test_raynet_unreachable_names_the_host_and_the_cause() -> None:
         "base_url": f"http://127.0.0.1:{port}/api/v2/?token=SECRET-in-url", "max_retries": 0,
     })
     adapter = RaynetAdapter(settings, sleep=lambda _s: None)
-    with pytest.raises(AdapterError) as failed:
-        list(adapter.iter_contacts(None, None))
-    adapter.close()
-    message = str(failed.value)
+    message = _unreachable_message(adapter)
     assert f"http://127.0.0.1:{port}" in message and "ConnectError" in message
     assert "SECRET" not in message
 
@@ -42,9 +48,6 @@ def test_hubspot_unreachable_names_the_host_and_the_cause() -> None:
     settings = HubSpotSettings.parse({"access_token": "pat-na1-SECRET", "base_url": f"http://127.0.0.1:{port}",
                                       "max_retries": 0})
     adapter = HubSpotAdapter(settings)
-    with pytest.raises(AdapterError) as failed:
-        list(adapter.iter_contacts(None, None))
-    adapter.close()
-    message = str(failed.value)
+    message = _unreachable_message(adapter)
     assert f"http://127.0.0.1:{port}" in message and "ConnectError" in message
     assert "SECRET" not in message
