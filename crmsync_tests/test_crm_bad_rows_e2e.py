@@ -286,12 +286,18 @@ def _engine_with(env: EngineEnv, adapter: SqlCrmAdapter) -> SyncEngine:
     )
 
 
-def test_records_without_an_id_get_a_stable_key_naming_the_adapter_method(engine_env: EngineEnv) -> None:
-    _replace_contacts(engine_env, [(1, "2026-11-20T08:00:00Z"), (2, "2026-11-20T09:00:00Z")])
-    with sqlite3.connect(engine_env.crm_path) as con:
+def _sync_with_contact_2_broken(env: EngineEnv, adapter_class: type[SqlCrmAdapter]) -> SyncEngine:
+    """Contacts 1 and 2 (last name ``Broken``), synced as run ``run-1`` through ``adapter_class``."""
+    _replace_contacts(env, [(1, "2026-11-20T08:00:00Z"), (2, "2026-11-20T09:00:00Z")])
+    with sqlite3.connect(env.crm_path) as con:
         con.execute("UPDATE contacts SET last_name = 'Broken' WHERE id = 2")
-    engine = _engine_with(engine_env, DropsIds.from_settings({"path": str(engine_env.crm_path)}, engine_env.tmp))
+    engine = _engine_with(env, adapter_class.from_settings({"path": str(env.crm_path)}, env.tmp))
     engine.sync("contact", ALL, "run-1")
+    return engine
+
+
+def test_records_without_an_id_get_a_stable_key_naming_the_adapter_method(engine_env: EngineEnv) -> None:
+    engine = _sync_with_contact_2_broken(engine_env, DropsIds)
     first = _outcomes(engine, "run-1")
     (key,) = [k for k in first if k.startswith(INVALID_ID_PREFIX)]
     assert first == {"1": "created", key: "failed"}
@@ -362,11 +368,7 @@ class YieldsATuple(SqlCrmAdapter):
 
 
 def test_a_non_dict_record_fails_alone_naming_the_adapter_method(engine_env: EngineEnv) -> None:
-    _replace_contacts(engine_env, [(1, "2026-11-20T08:00:00Z"), (2, "2026-11-20T09:00:00Z")])
-    with sqlite3.connect(engine_env.crm_path) as con:
-        con.execute("UPDATE contacts SET last_name = 'Broken' WHERE id = 2")
-    engine = _engine_with(engine_env, YieldsATuple.from_settings({"path": str(engine_env.crm_path)}, engine_env.tmp))
-    engine.sync("contact", ALL, "run-1")
+    engine = _sync_with_contact_2_broken(engine_env, YieldsATuple)
     outcomes = _outcomes(engine, "run-1")
     (key,) = [k for k in outcomes if k.startswith(INVALID_ID_PREFIX)]
     assert outcomes == {"1": "created", key: "failed"}
