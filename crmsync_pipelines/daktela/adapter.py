@@ -109,13 +109,17 @@ class DaktelaAdapter:
         self._pool_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, section: DaktelaSection) -> DaktelaAdapter:
-        """Build client and adapter from ``sync.yaml``'s ``daktela`` section."""
+    def from_config(cls, section: DaktelaSection, *, client: DaktelaClient | None = None) -> DaktelaAdapter:
+        """Build client and adapter from ``sync.yaml``'s ``daktela`` section.
+
+        ``client`` (tests and benchmarks) replaces the client the section describes; the adapter's
+        own settings still come from the section.
+        """
         if not section.instance_url:
             raise ConfigError("is required", path="daktela.instance_url")
         if not section.access_token:
             raise ConfigError("is required (set it through ${VAR})", path="daktela.access_token")
-        client = DaktelaClient(
+        client = client or DaktelaClient(
             section.instance_url,
             section.access_token,
             timeout_s=section.timeout_s,
