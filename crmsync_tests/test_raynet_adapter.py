@@ -16,7 +16,7 @@ from crmsync_pipelines.crm.raynet.simulator import RaynetSimulatorHandle, run_ra
 from crmsync_pipelines.crm.registry import load_crm_adapter
 from crmsync_pipelines.errors import AuthError, ConfigError, ConflictError, QuotaExhaustedError
 from crmsync_pipelines.simulator import Fault
-from crmsync_tests.fixtures.raynet import RAYNET_MAPPINGS, RaynetFactory, raynet_environment
+from crmsync_tests.fixtures.raynet import RaynetFactory, shipped_raynet_config
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -295,13 +295,7 @@ def test_settings_are_validated_with_the_key_path(raynet_sim: RaynetSimulatorHan
 def test_crmsync_validate_catches_a_bad_instance_name(
     raynet_sim: RaynetSimulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = (RAYNET_MAPPINGS / "sync.yaml").read_text(encoding="utf-8").replace("../../data/", f"{tmp_path}/")
-    config = config.replace("mapping_file: ", f"mapping_file: {RAYNET_MAPPINGS}/")
-    path = tmp_path / "sync.yaml"
-    path.write_text(config, encoding="utf-8")
-    for name, value in {**raynet_environment(raynet_sim), "DAKTELA_INSTANCE_URL": "https://x.daktela.com",
-                        "DAKTELA_ACCESS_TOKEN": "t"}.items():
-        monkeypatch.setenv(name, value)
+    path = shipped_raynet_config(raynet_sim, tmp_path, monkeypatch)
     ok = CliRunner().invoke(cli, ["validate", "-c", str(path)])
     assert ok.exit_code == 0, ok.output
     assert "raynet (built-in)" in ok.output

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from crmsync_pipelines.cli.main import cli
 from crmsync_pipelines.crm.raynet.simulator import RaynetSimulatorHandle
-from crmsync_tests.fixtures.raynet import RAYNET_MAPPINGS, raynet_environment
+from crmsync_tests.fixtures.raynet import shipped_raynet_config
 
 
 def test_crm_simulator_raynet_serves_until_sigterm(tmp_path: Path) -> None:
@@ -41,14 +41,7 @@ def test_crm_simulator_raynet_serves_until_sigterm(tmp_path: Path) -> None:
 
 @pytest.fixture
 def raynet_config(raynet_demo_sim: RaynetSimulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = (RAYNET_MAPPINGS / "sync.yaml").read_text(encoding="utf-8").replace("../../data/", f"{tmp_path}/")
-    config = config.replace("mapping_file: ", f"mapping_file: {RAYNET_MAPPINGS}/")
-    path = tmp_path / "sync.yaml"
-    path.write_text(config, encoding="utf-8")
-    for name, value in {**raynet_environment(raynet_demo_sim), "DAKTELA_INSTANCE_URL": "https://x.daktela.com",
-                        "DAKTELA_ACCESS_TOKEN": "t"}.items():
-        monkeypatch.setenv(name, value)
-    return path
+    return shipped_raynet_config(raynet_demo_sim, tmp_path, monkeypatch)
 
 
 def test_crm_inspect_works_on_raynet(raynet_demo_sim: RaynetSimulatorHandle, raynet_config: Path) -> None:
