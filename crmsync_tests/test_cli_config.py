@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from crmsync_pipelines.cli.demo_setup import DemoPaths, write_demo_config
+from crmsync_pipelines.cli.demo_setup import DemoPaths
 from crmsync_pipelines.cli.main import cli
+from crmsync_tests.fixtures.pipeline import demo_config_files
 
 TOKEN = "abcd1234efgh5678"
 SECRET = "whsec-0123456789"
@@ -17,14 +18,8 @@ SECRET = "whsec-0123456789"
 
 @pytest.fixture
 def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    paths = DemoPaths.under(tmp_path)
-    write_demo_config(paths)
-    paths.crm.write_bytes(b"")
-    monkeypatch.setenv("DAKTELA_INSTANCE_URL", "https://acme.daktela.com")
-    monkeypatch.setenv("DAKTELA_ACCESS_TOKEN", TOKEN)
-    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
-    monkeypatch.delenv("CRMSYNC_CONFIG", raising=False)
-    monkeypatch.delenv("SYNC_CONFIG_PATH", raising=False)
+    paths = demo_config_files(tmp_path, monkeypatch, instance_url="https://acme.daktela.com", token=TOKEN,
+                              webhook_secret=SECRET)
     return paths.config
 
 

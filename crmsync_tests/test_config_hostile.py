@@ -16,12 +16,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from crmsync_pipelines.cli.demo_setup import DemoPaths, write_demo_config
 from crmsync_pipelines.cli.main import cli
 from crmsync_pipelines.config import load_config, load_raw_config
 from crmsync_pipelines.config.yaml_file import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, load_yaml_text
 from crmsync_pipelines.errors import ConfigError
 from crmsync_pipelines.mapping import load_mapping
+from crmsync_tests.fixtures.pipeline import demo_config_files
 
 TOKEN = "abcd1234efgh5678-token"
 REPO = Path(__file__).resolve().parents[1]
@@ -29,14 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    paths = DemoPaths.under(tmp_path)
-    write_demo_config(paths)
-    paths.crm.write_bytes(b"")
-    monkeypatch.setenv("DAKTELA_INSTANCE_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("DAKTELA_ACCESS_TOKEN", TOKEN)
-    monkeypatch.setenv("WEBHOOK_SECRET", "whsec-0123456789abcdef")
-    monkeypatch.delenv("CRMSYNC_CONFIG", raising=False)
-    monkeypatch.delenv("SYNC_CONFIG_PATH", raising=False)
+    demo_config_files(tmp_path, monkeypatch, instance_url="http://127.0.0.1:9", token=TOKEN,
+                      webhook_secret="whsec-0123456789abcdef")
     monkeypatch.chdir(tmp_path)
     return Path("sync.yaml")  # relative, so messages name it as a user would see it
 
