@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from crmsync_pipelines.engine import SyncEngine, Window
+from crmsync_pipelines.engine.reports import StageReport
 from crmsync_pipelines.mapping import default_registry
 from crmsync_tests.fixtures.engine import MAPPINGS, EngineEnv
 
@@ -46,6 +47,16 @@ def _count_mapping(engine: SyncEngine) -> list[int]:
 def _count(env: EngineEnv, table: str) -> int:
     with sqlite3.connect(env.crm_path) as con:
         return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def _sync_all_mapped_again(env: EngineEnv, engine: SyncEngine, run_id: str) -> list[StageReport]:
+    """Sync contacts with a fresh request log, asserting that every contact was mapped again."""
+    mapped = _count_mapping(engine)
+    env.sim.reset_log()
+    contact = engine.sync("contact", ALL, run_id)
+    assert "reused" not in contact[1].counts
+    assert mapped[0] >= _count(env, "contacts")
+    return contact
 
 
 def _sync_both(engine: SyncEngine, run_id: str, **kwargs: Any) -> dict[str, list[Any]]:
@@ -126,11 +137,7 @@ def test_changed_mapping_file_re_maps_everything(engine_env: EngineEnv) -> None:
         "  - cc_field: description\n    crm_field: job_title\n"
         "    transformers:\n      - {name: string_case, params: {case: upper}}\n"))
     changed = engine_env.engine(contact_mapping=path)
-    mapped = _count_mapping(changed)
-    engine_env.sim.reset_log()
-    contact = changed.sync("contact", ALL, "run-2")
-    assert "reused" not in contact[1].counts
-    assert mapped[0] >= _count(engine_env, "contacts")
+    contact = _sync_all_mapped_again(engine_env, changed, "run-2")
     # Czech titles upper-cased: every contact with a job title is updated, nothing else written.
     assert contact[2].counts["updated"] == titled
     assert engine_env.sim.request_count("PUT") == titled
@@ -157,11 +164,7 @@ def test_changed_transformer_registry_re_maps_everything(engine_env: EngineEnv) 
     # Its code changed: every contact is mapped again, and the new values are written.
     registry.register(name, lambda value, params: None if value is None else f"{value} (v2)")
     changed = engine_env.engine(contact_mapping=path)
-    mapped = _count_mapping(changed)
-    engine_env.sim.reset_log()
-    contact = changed.sync("contact", ALL, "run-3")
-    assert "reused" not in contact[1].counts
-    assert mapped[0] >= _count(engine_env, "contacts")
+    contact = _sync_all_mapped_again(engine_env, changed, "run-3")
     assert contact[2].counts["updated"] == titled
     assert engine_env.sim.request_count("PUT") == titled
 
