@@ -108,7 +108,12 @@ def user_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
                                                       "definitions.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        import dagster as dg
+
+        # Loaded the way Dagster loads a code location: with a live instance in context (an
+        # instance an earlier test left entered would otherwise be what the loader reaches).
+        with dg.instance_for_test():
+            spec.loader.exec_module(module)
         yield module, config
 
 
