@@ -124,11 +124,11 @@ def test_dagster_user_code_schedule_and_drop_folder_sensor(user_code: Any, tmp_p
 
     module, config = user_code
     defs: dg.Definitions = module.defs
-    dg.Definitions.validate_loadable(defs)
-    repo = defs.get_repository_def()
-    assert repo.has_job("crm_to_daktela") and repo.has_job("sync_records")
+    with dg.instance_for_test() as instance:  # loaded, as Dagster does, with a live instance in context
+        dg.Definitions.validate_loadable(defs)
+        repo = defs.get_repository_def()
+        assert repo.has_job("crm_to_daktela") and repo.has_job("sync_records")
 
-    with dg.instance_for_test() as instance:
         schedule = repo.get_schedule_def("office_hours_crm_to_daktela")
         at = datetime(2026, 11, 30, 9, 10, tzinfo=UTC)
         tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=at,
