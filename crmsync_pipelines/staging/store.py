@@ -698,8 +698,11 @@ class StagingStore:
         with self.connect() as con:
             con.register("diff_frame", frame)
             con.execute(
-                "DELETE FROM diffs WHERE batch_id = ? AND source_id IN (SELECT source_id FROM diff_frame)",
-                [batch_id],
+                # A batch holds more than one entity's decisions (an account and its auto-contact
+                # share the source id): replace this entity's rows only.
+                "DELETE FROM diffs WHERE batch_id = ? AND entity = ? "
+                "AND source_id IN (SELECT source_id FROM diff_frame)",
+                [batch_id, entity],
             )
             con.execute(
                 "INSERT INTO diffs SELECT batch_id, run_id, entity, source_id, lookup_key, action, "
@@ -834,9 +837,9 @@ class StagingStore:
                 [run_id, entity, now, entity, batch_id],
             )
             con.execute(
-                "DELETE FROM diffs WHERE batch_id = ? AND source_id IN "
+                "DELETE FROM diffs WHERE batch_id = ? AND entity = ? AND source_id IN "
                 "(SELECT source_id FROM mapped_records WHERE batch_id = ? AND unchanged)",
-                [batch_id, batch_id],
+                [batch_id, entity, batch_id],
             )
             con.execute(
                 "INSERT INTO diffs SELECT batch_id, ?, ?, source_id, lookup_key, 'unchanged', '[]'::JSON, ? "
