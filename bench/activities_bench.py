@@ -21,9 +21,14 @@ import argparse
 import multiprocessing as mp
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crmsync_pipelines.engine import SyncEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPINGS = ROOT / "mappings"
@@ -60,6 +65,27 @@ def _serve(count: int, latency_ms: float, ready: mp.Queue, stop: Event) -> None:
         stop.wait(timeout=7200)
 
 
+@contextmanager
+def serve_activities(count: int, latency_ms: float) -> Iterator[tuple[str, str]]:
+    """The simulator in a spawned child process holding ``count`` call activities, answering
+    every request after ``latency_ms``; yields ``(base_url, token)`` and stops it on exit.
+
+    ``dlt_activities_bench.py`` reads the same instance through this."""
+    ctx = mp.get_context("spawn")
+    ready: mp.Queue = ctx.Queue()
+    stop = ctx.Event()
+    server = ctx.Process(target=_serve, args=(count, latency_ms, ready, stop), daemon=True)
+    server.start()
+    try:
+        base_url, token = ready.get(timeout=600)
+        yield base_url, token
+    finally:
+        stop.set()
+        server.join(timeout=30)
+        if server.is_alive():
+            server.terminate()
+
+
 def _adapter(base_url: str, token: str) -> Any:
     from crmsync_pipelines.daktela import DaktelaAdapter, DaktelaClient
 
@@ -67,7 +93,8 @@ def _adapter(base_url: str, token: str) -> Any:
     return DaktelaAdapter(client, database="default")
 
 
-def _bundled_fields() -> list[str]:
+def bundled_fields() -> list[str]:
+    """The raw ``fields[]`` projection the bundled activities mapping needs."""
     from crmsync_pipelines.daktela.activities import raw_fields
     from crmsync_pipelines.mapping import load_mapping
 
@@ -101,10 +128,12 @@ def _iterate(base_url: str, token: str, fields: list[str] | None) -> int:
     return rows
 
 
-def _sync(base_url: str, token: str) -> int:
+def activity_engine(base_url: str, token: str) -> SyncEngine:
+    """A ``SyncEngine`` syncing call activities into a fresh SQLite demo CRM, staging in a new
+    temp dir (the caller closes it)."""
     from crmsync_pipelines.config import load_config
     from crmsync_pipelines.crm.demo_data import create_demo_crm
-    from crmsync_pipelines.engine import SyncEngine, Window
+    from crmsync_pipelines.engine import SyncEngine
 
     tmp = Path(tempfile.mkdtemp(prefix="crmsync-activities-bench-"))
     crm = tmp / "crm.sqlite"
@@ -124,7 +153,13 @@ sync:
       settle_minutes: 0
       rescan_partitions: 0
 """, encoding="utf-8")
-    engine = SyncEngine.from_config(load_config(config))
+    return SyncEngine.from_config(load_config(config))
+
+
+def _sync(base_url: str, token: str) -> int:
+    from crmsync_pipelines.engine import Window
+
+    engine = activity_engine(base_url, token)
     try:
         load = engine.sync("activity", Window(None, None), "bench")[-1]
     finally:
@@ -137,15 +172,9 @@ def main() -> None:
     parser.add_argument("--activities", type=int, default=20_000)
     parser.add_argument("--latency-ms", type=float, default=5.0)
     args = parser.parse_args()
-    ctx = mp.get_context("spawn")
-    ready: mp.Queue = ctx.Queue()
-    stop = ctx.Event()
-    server = ctx.Process(target=_serve, args=(args.activities, args.latency_ms, ready, stop), daemon=True)
-    server.start()
-    fields = _bundled_fields()
+    fields = bundled_fields()
     rows: list[tuple[str, int, float]] = []
-    try:
-        base_url, token = ready.get(timeout=600)
+    with serve_activities(args.activities, args.latency_ms) as (base_url, token):
         cases = [
             ("floor: pages only, projected fields", lambda: _pages_only(base_url, token, fields)),
             ("floor: pages only, whole activities", lambda: _pages_only(base_url, token, None)),
@@ -159,11 +188,6 @@ def main() -> None:
             seconds = time.perf_counter() - started
             rows.append((label, count, seconds))
             print(f"  {label}: {count:,} rows in {seconds:.2f}s", flush=True)
-    finally:
-        stop.set()
-        server.join(timeout=30)
-        if server.is_alive():
-            server.terminate()
     floor = rows[0][1] / rows[0][2]
     print(f"\n{args.activities:,} call activities, {args.latency_ms:g} ms simulator latency; "
           f"projection: {', '.join(fields)}")
