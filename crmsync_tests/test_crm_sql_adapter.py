@@ -385,6 +385,88 @@ def test_batch_find_chunks_large_id_lists(empty_crm_path: Path) -> None:
     adapter.close()
 
 
+
+def _calls_crm(tmp_path: Path, external_id_type: str = "TEXT") -> SqlCrmAdapter:
+    """A CRM whose activities table ``calls`` refuses a negative duration (a CHECK constraint):
+    a refusal only SQLite itself makes, in the middle of a set-wise statement."""
+    path = tmp_path / "calls.sqlite"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT)")
+        con.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT, account_id TEXT, updated_at TEXT)")
+        con.execute(
+            f"CREATE TABLE calls (id INTEGER PRIMARY KEY, external_id {external_id_type} NOT NULL UNIQUE, "
+            "subject TEXT, status TEXT, duration_s INTEGER CHECK (duration_s >= 0), created_at TEXT, updated_at TEXT)"
+        )
+    return SqlCrmAdapter.from_settings({"path": str(path), "activities": {"table": "calls"}}, tmp_path)
+
+
+def _calls(adapter: SqlCrmAdapter) -> dict[str, tuple[Any, ...]]:
+    with sqlite3.connect(adapter.path) as con:
+        rows = con.execute("SELECT external_id, id, subject, status, duration_s, created_at FROM calls").fetchall()
+    return {str(row[0]): tuple(row[1:]) for row in rows}
+
+
+def test_batch_upsert_a_refusal_inside_the_set_wise_statement_fails_that_record_alone(tmp_path: Path) -> None:
+    """Records with the same fields go in one executemany; SQLite refusing one of them (CHECK)
+    rolls the statement back and the records are written again one savepoint each."""
+    adapter = _calls_crm(tmp_path)
+    records = [{"external_id": f"c{i}", "subject": f"Hovor {i}", "duration_s": -1 if i == 2 else 10 * i}
+               for i in range(5)]
+    results = adapter.upsert_activities("external_id", records)
+    assert [type(r).__name__ for r in results] == ["dict", "dict", "RecordValidationError", "dict", "dict"]
+    assert "CHECK constraint failed" in str(results[2])
+    stored = _calls(adapter)
+    assert sorted(stored) == ["c0", "c1", "c3", "c4"]
+    assert [stored[f"c{i}"][3] for i in (0, 1, 3, 4)] == [0, 10, 30, 40]
+    for i in (0, 1, 3, 4):
+        result = results[i]
+        assert isinstance(result, dict)
+        assert result["id"] == str(stored[f"c{i}"][0]) and result["external_id"] == f"c{i}"
+        assert result["subject"] == f"Hovor {i}" and result["duration_s"] == 10 * i
+    adapter.close()
+
+
+def test_batch_upsert_mixed_fields_updates_and_creation_times(tmp_path: Path) -> None:
+    """Each set of fields is its own statement: an update keeps the stored creation time
+    unless the record brings one, values not sent stay, every record gets its own row back."""
+    adapter = _calls_crm(tmp_path)
+    [first] = adapter.upsert_activities("external_id", [{"external_id": "a", "subject": "Hovor", "status": "OPEN",
+                                                         "created_at": "2026-01-01T00:00:00+00:00"}])
+    assert isinstance(first, dict)
+    results = adapter.upsert_activities("external_id", [
+        {"external_id": "a", "status": "CLOSE"},                                   # late change: closed
+        {"external_id": "b", "subject": "New", "created_at": "2026-02-02T00:00:00+00:00"},
+        {"external_id": "c", "status": "OPEN"},
+        {"external_id": "b", "subject": "Newer", "created_at": "2026-03-03T00:00:00+00:00"},  # same key again
+        {"external_id": "d", "duration_s": 2**70},                                 # too big for SQLite: fails alone
+    ])
+    assert [type(r).__name__ for r in results[:4]] == ["dict"] * 4
+    assert isinstance(results[4], RecordValidationError)
+    stored = _calls(adapter)
+    assert sorted(stored) == ["a", "b", "c"]
+    assert stored["a"] == (int(first["id"]), "Hovor", "CLOSE", None, "2026-01-01T00:00:00+00:00")
+    assert stored["b"][1:] == ("Newer", None, None, "2026-03-03T00:00:00+00:00")
+    assert stored["c"][2] == "OPEN" and stored["c"][4] is not None  # creation time stamped
+    a, b, c, b_again = results[:4]
+    assert isinstance(a, dict) and a["id"] == first["id"] and a["status"] == "CLOSE" and a["subject"] == "Hovor"
+    assert isinstance(b, dict) and isinstance(b_again, dict) and b["id"] == b_again["id"] == str(stored["b"][0])
+    assert isinstance(c, dict) and c["id"] == str(stored["c"][0])
+    again = adapter.upsert_activities("external_id", [{"external_id": "a", "status": "CLOSE"}])
+    assert isinstance(again[0], dict) and again[0]["id"] == first["id"] and len(_calls(adapter)) == 3
+    adapter.close()
+
+
+def test_batch_upsert_reads_back_a_key_the_column_affinity_converted(tmp_path: Path) -> None:
+    """An INTEGER external-id column stores '0042' as 42: the row is still found and returned."""
+    adapter = _calls_crm(tmp_path, external_id_type="INTEGER")
+    results = adapter.upsert_activities("external_id", [{"external_id": "0042", "subject": "x"},
+                                                        {"external_id": "7", "subject": "y"}])
+    stored = _calls(adapter)
+    assert sorted(stored) == ["42", "7"]
+    assert [r["id"] for r in results if isinstance(r, dict)] == [str(stored["42"][0]), str(stored["7"][0])]
+    adapter.close()
+
+
 # -- rows the adapter cannot fully read (issue 9 §4) ---------------------------------------------------------
 def test_invalid_utf8_row_is_yielded_failed_and_the_stream_goes_on(
     empty_crm_path: Path, crm_seeder: DemoCrmSeeder

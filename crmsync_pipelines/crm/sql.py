@@ -735,22 +735,24 @@ class SqlCrmAdapter(CrmAdapter):
             return self._write(lambda: activities.upsert(self._conn, lookup_field, record))
 
     def upsert_activities(self, lookup_field: str, records: Iterable[Record]) -> list[Record | BaseException]:
-        """One transaction for the batch, one savepoint per record: a bad record rolls back alone."""
+        """One transaction for the batch; a bad record fails alone (``Record`` or error per record, in order).
+
+        Keyed by the UNIQUE external-id column, records with the same fields are written by one
+        ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE`` and read back by one ``IN (...)``
+        query (``_ActivityTable.upsert_many``); should that statement fail, its records are
+        written again one savepoint each, so the bad one rolls back alone and names its error.
+        Any other lookup field is upserted record by record, one savepoint each.
+        """
         activities = self._activity_table("upsert_activities")
         activities.table.require_column(lookup_field)
-        results: list[Record | BaseException] = []
+        batch = list(records)
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for record in records:
-                    self._conn.execute("SAVEPOINT crmsync_record")
-                    try:
-                        results.append(activities.upsert(self._conn, lookup_field, record))
-                    except Exception as exc:  # isolate the record, keep the batch going
-                        self._conn.execute("ROLLBACK TO crmsync_record")
-                        results.append(_as_adapter_error(exc))
-                    finally:
-                        self._conn.execute("RELEASE crmsync_record")
+                if lookup_field == activities.settings.external_id_column:
+                    results = activities.upsert_many(self._conn, lookup_field, batch, self.settings.lookup_chunk_size)
+                else:
+                    results = [activities.upsert_isolated(self._conn, lookup_field, record) for record in batch]
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -782,7 +784,7 @@ def _as_adapter_error(exc: Exception) -> Exception:
         return RecordValidationError(f"activity rejected by the database ({message})")
     if isinstance(exc, sqlite3.OperationalError):
         return AdapterError(f"SQLite operation failed ({exc})")
-    if isinstance(exc, (ValueError, TypeError)):
+    if isinstance(exc, (ValueError, TypeError, OverflowError)):  # OverflowError: an int SQLite cannot store
         return RecordValidationError(str(exc))
     return exc
 
@@ -825,8 +827,8 @@ class _ActivityTable:
             )
         return values
 
-    def _stamped(self, values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-        now = utc_text(datetime.now(UTC).replace(microsecond=0))
+    def _stamped(self, values: Mapping[str, Any], *, creating: bool, now: str | None = None) -> dict[str, Any]:
+        now = now or utc_text(datetime.now(UTC).replace(microsecond=0))
         stamped = dict(values)
         if self.settings.modified_column and self.settings.modified_column not in stamped:
             stamped[self.settings.modified_column] = now
@@ -883,8 +885,84 @@ class _ActivityTable:
             return self.update(conn, matches[0][0], record)
         return self.insert(conn, record)
 
-    def _upsert_on_unique(self, conn: sqlite3.Connection, lookup_field: str, provided: dict[str, Any]) -> Record:
-        values = self._stamped(provided, creating=True)
+    def upsert_isolated(self, conn: sqlite3.Connection, lookup_field: str, record: Record) -> Record | BaseException:
+        """``upsert`` under its own savepoint: a failure rolls back this record alone and is returned."""
+        conn.execute("SAVEPOINT crmsync_record")
+        try:
+            return self.upsert(conn, lookup_field, record)
+        except Exception as exc:  # isolate the record, keep the batch going
+            conn.execute("ROLLBACK TO crmsync_record")
+            return _as_adapter_error(exc)
+        finally:
+            conn.execute("RELEASE crmsync_record")
+
+    def upsert_many(self, conn: sqlite3.Connection, lookup_field: str, records: Sequence[Record],
+                    chunk_size: int) -> list[Record | BaseException]:
+        """Upsert on the UNIQUE ``lookup_field`` set-wise: one ``executemany`` per set of fields
+        (what the mapping gives every record alike), then the stored rows by one ``IN (...)``
+        query per ``chunk_size`` keys. A record that cannot be bound fails alone before any SQL;
+        when a statement fails, its records go one savepoint each (``upsert_isolated``).
+        """
+        results: list[Record | BaseException | None] = [None] * len(records)
+        now = utc_text(datetime.now(UTC).replace(microsecond=0))
+        groups: dict[tuple[str, ...], list[tuple[int, Any, list[Any]]]] = {}
+        for index, record in enumerate(records):
+            try:
+                provided = self._values(record)
+                key = provided.get(lookup_field)
+                if key is None or (isinstance(key, str) and not key.strip()):
+                    raise RecordValidationError(f"activity has no value for its lookup field {lookup_field!r}")
+            except Exception as exc:
+                results[index] = _as_adapter_error(exc)
+                continue
+            values = self._stamped(provided, creating=True, now=now)
+            groups.setdefault(tuple(provided), []).append((index, key, list(values.values())))
+        written: dict[Any, list[int]] = {}
+        for fields, members in groups.items():
+            provided_fields = dict.fromkeys(fields)
+            sql = self._upsert_sql(lookup_field, provided_fields, self._stamped(provided_fields, creating=True))
+            conn.execute("SAVEPOINT crmsync_batch")
+            try:
+                conn.executemany(sql, [params for _index, _key, params in members])
+            except Exception:  # a constraint or a value SQLite refused: find the record, one savepoint each
+                conn.execute("ROLLBACK TO crmsync_batch")
+                conn.execute("RELEASE crmsync_batch")
+                for index, _key, _params in members:
+                    results[index] = self.upsert_isolated(conn, lookup_field, records[index])
+                continue
+            conn.execute("RELEASE crmsync_batch")
+            for index, key, _params in members:
+                written.setdefault(key, []).append(index)
+        keys = list(written)
+        for start in range(0, len(keys), chunk_size):
+            chunk = keys[start:start + chunk_size]
+            marks = ", ".join("?" for _ in chunk)
+            rows = conn.execute(
+                f"SELECT {self.table.select_list}, {quote_identifier(lookup_field)} FROM {self.table.quoted} "
+                f"WHERE {quote_identifier(lookup_field)} IN ({marks})",
+                chunk,
+            ).fetchall()
+            for row in rows:
+                stored = SqlCrmAdapter._record(self.table, row[:-1])
+                for index in written.get(row[-1], ()):
+                    results[index] = stored
+        for key, indexes in written.items():
+            for index in indexes:
+                if results[index] is None:  # the column's affinity changed the key: read it back alone
+                    results[index] = self._by_key(conn, lookup_field, key)
+        return [result if result is not None else ConflictError("activity was not stored") for result in results]
+
+    def _by_key(self, conn: sqlite3.Connection, lookup_field: str, key: Any) -> Record | BaseException:
+        row = conn.execute(
+            f"SELECT {self.table.select_list} FROM {self.table.quoted} WHERE {quote_identifier(lookup_field)} = ?",
+            [key],
+        ).fetchone()
+        if row is None:
+            return ConflictError(f"activity {lookup_field} = {key!r} was written but cannot be read back")
+        return SqlCrmAdapter._record(self.table, row)
+
+    def _upsert_sql(self, lookup_field: str, provided: Mapping[str, Any], values: Mapping[str, Any]) -> str:
+        """``INSERT ... ON CONFLICT(lookup_field) DO UPDATE`` for these columns (``values``: with stamps)."""
         # Keep the original creation time on update unless the record brings its own.
         updatable = [c for c in values if c != lookup_field and (c in provided or c != self.settings.created_column)]
         columns = ", ".join(quote_identifier(c) for c in values)
@@ -895,11 +973,14 @@ class _ActivityTable:
             )
         else:
             action = f"UPDATE SET {quote_identifier(lookup_field)} = excluded.{quote_identifier(lookup_field)}"
-        sql = (
+        return (
             f"INSERT INTO {self.table.quoted} ({columns}) VALUES ({marks}) "
-            f"ON CONFLICT({quote_identifier(lookup_field)}) DO {action} "
-            f"RETURNING {quote_identifier(self.table.id_column)}"
+            f"ON CONFLICT({quote_identifier(lookup_field)}) DO {action}"
         )
+
+    def _upsert_on_unique(self, conn: sqlite3.Connection, lookup_field: str, provided: dict[str, Any]) -> Record:
+        values = self._stamped(provided, creating=True)
+        sql = self._upsert_sql(lookup_field, provided, values) + f" RETURNING {quote_identifier(self.table.id_column)}"
         activity_id = conn.execute(sql, list(values.values())).fetchone()[0]
         return self._by_id(conn, activity_id)
 
