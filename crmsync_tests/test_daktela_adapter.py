@@ -342,6 +342,30 @@ def test_apply_writes_bounds_concurrency_and_isolates_failures(simulator: Simula
     assert simulator.count("contacts") == 11
 
 
+def test_each_writer_thread_keeps_its_own_connection(simulator: SimulatorHandle) -> None:
+    """Writers do not share one pooled client (its lock is contended on every write): each
+    writer thread sends over its own kept-alive connection; reads keep the shared one; close()
+    closes every per-writer client."""
+    simulator.set_latency(5)
+    a = make_adapter(simulator, write_concurrency=3)
+    a.client.list("contacts", take=1)
+    ops = [WriteOp(key=f"k{i}", model="contacts", action="create", payload=contact(f"w{i}")) for i in range(30)]
+    results = list(a.apply_writes(ops))
+    a.client.list("contacts", take=1)
+    assert sorted(r.op.key for r in results if r.error is None) == sorted(op.key for op in ops)
+    writes = [r for r in simulator.request_log if r.method == "POST"]
+    reads = [r for r in simulator.request_log if r.method == "GET"]
+    assert len(writes) == 30 and len(reads) == 2
+    write_peers = {r.peer for r in writes}
+    assert all(r.peer.startswith("127.0.0.1:") for r in writes)
+    assert 1 <= len(write_peers) <= 3  # one connection per writer thread, reused for all its writes
+    assert len({r.peer for r in reads}) == 1 and not write_peers & {r.peer for r in reads}
+    bound = list(a.client._thread_http)
+    assert len(bound) == len(write_peers)
+    a.close()
+    assert all(http.is_closed for http in bound) and a.client._thread_http == []
+
+
 # -- activities ---------------------------------------------------------------------------------
 def test_iter_activities_per_type_flattened(demo_simulator: SimulatorHandle) -> None:
     a = make_adapter(demo_simulator, page_size=7)

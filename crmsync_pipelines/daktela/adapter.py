@@ -159,7 +159,8 @@ class DaktelaAdapter:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self.max_write_concurrency,
-                                                thread_name_prefix="daktela-write")
+                                                thread_name_prefix="daktela-write",
+                                                initializer=self.client.bind_thread_connection)
             return self._pool
 
     # -- health -------------------------------------------------------------------------------

@@ -198,14 +198,43 @@ class DaktelaClient:
         # Every writer keeps its connection alive: with httpx's default of 20 kept-alive
         # connections, writers beyond 20 would open a new TCP connection per request.
         pooled = max(20, (write_concurrency.maximum if write_concurrency is not None else 0) + 4)
-        self._http = httpx.Client(
+        self._transport = transport
+        # Built once and shared by every client of this instance: building one costs tens of
+        # milliseconds of CPU (the CA bundle is parsed), and writer threads each get a client.
+        self._ssl_context = httpx.create_ssl_context(trust_env=True)
+        self._http = self._new_http(httpx.Limits(max_connections=max(100, pooled), max_keepalive_connections=pooled))
+        #: Per-thread clients of the writer threads (``bind_thread_connection``), closed with this one.
+        self._thread_http: list[httpx.Client] = []
+        self._thread_http_lock = threading.Lock()
+
+    def _new_http(self, limits: httpx.Limits) -> httpx.Client:
+        return httpx.Client(
             base_url=self.base_url,
-            headers={"X-AUTH-TOKEN": access_token, "Accept": "application/json"},
-            timeout=timeout_s,
-            transport=transport,
+            headers={"X-AUTH-TOKEN": self._token, "Accept": "application/json"},
+            timeout=self.timeout_s,
+            transport=self._transport,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=max(100, pooled), max_keepalive_connections=pooled),
+            limits=limits,
+            verify=self._ssl_context,
         )
+
+    def bind_thread_connection(self) -> None:
+        """Give the calling long-lived thread (a writer of the adapter's pool) its own keep-alive
+        connection for its requests.
+
+        Why: every request through one shared ``httpx.Client`` takes its connection pool's lock
+        twice (checkout, release) and checks each idle connection's socket; with 8–32 writers
+        that lock is contended on every write. A writer sends one request at a time, so one
+        connection of its own is all it needs. Each bound client is closed by :meth:`close`.
+        Bind only threads that live as long as the client (a pool's threads), not per-call
+        threads. A no-op when a test injected its own ``transport`` (it is shared as given).
+        """
+        if self._transport is not None or getattr(self._slot, "http", None) is not None:
+            return
+        http = self._new_http(httpx.Limits(max_connections=2, max_keepalive_connections=1))
+        with self._thread_http_lock:
+            self._thread_http.append(http)
+        self._slot.http = http
 
     def __repr__(self) -> str:
         return f"DaktelaClient({self.instance_url!r})"
@@ -290,6 +319,10 @@ class DaktelaClient:
         return result if isinstance(result, dict) else {}
 
     def close(self) -> None:
+        with self._thread_http_lock:
+            bound, self._thread_http = self._thread_http, []
+        for http in bound:
+            http.close()
         self._http.close()
 
     def __enter__(self) -> DaktelaClient:
@@ -430,12 +463,13 @@ class DaktelaClient:
         the adaptive concurrency (429, 5xx, ``Retry-After``, no answer: overloaded) — with the
         slot's release, or at once when the write holds its slot (``write_slot``)."""
         held = method != "GET" and getattr(self._slot, "held", False)
+        http: httpx.Client = getattr(self._slot, "http", None) or self._http
         if gate is None and not held:
-            return self._http.request(method, relative_path, params=tuple(params or ()), json=json)
+            return http.request(method, relative_path, params=tuple(params or ()), json=json)
         adaptive = self.write_concurrency
         assert adaptive is not None
         try:
-            response = self._http.request(method, relative_path, params=tuple(params or ()), json=json)
+            response = http.request(method, relative_path, params=tuple(params or ()), json=json)
         except httpx.TransportError:
             if gate is not None:
                 gate.release(None, overloaded=True)

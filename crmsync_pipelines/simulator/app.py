@@ -118,6 +118,7 @@ class SimulatorApp:
         record = RequestRecord(
             method=request.method, path=path, query=_redact_query(query), raw_query=_redact_raw(raw_query),
             headers=_redact_headers(dict(request.headers)), json=body_json, status=0, at=time.time(),
+            peer=f"{request.client.host}:{request.client.port}" if request.client else "",
         )
         try:
             response = await self._api(request, path, query, body, body_json, record)

@@ -158,3 +158,5 @@ class RequestRecord:
     status: int
     fault: str | None = None
     at: float = field(default=0.0)
+    #: The client's ``host:port``: which TCP connection carried the request (keep-alive reuse).
+    peer: str = ""
