@@ -10,11 +10,12 @@ create that is retried only after checking whether the first attempt landed.
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -523,6 +524,9 @@ class DaktelaAdapter:
         lazily, so a huge stream is never held in memory at once.
         """
         pending: set[Future[WriteResult]] = set()
+        # Finished writes announce themselves here (a done-callback): taking the next one costs
+        # O(1), where ``wait(pending, FIRST_COMPLETED)`` would lock every pending future per result.
+        finished: queue.SimpleQueue[Future[WriteResult]] = queue.SimpleQueue()
         limit = max(1, queue_limit if queue_limit is not None else self.max_write_concurrency * 2)
         op_iter = iter(ops)
         exhausted = False
@@ -538,12 +542,14 @@ class DaktelaAdapter:
                     if refused:
                         yield WriteResult(op=op, record=None, error=_not_sent(refused[0]))
                         continue
-                    pending.add(pool.submit(self._apply_one, op, refused))
+                    future = pool.submit(self._apply_one, op, refused)
+                    pending.add(future)
+                    future.add_done_callback(finished.put)
                 if not pending:
                     return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
+                future = finished.get()
+                pending.discard(future)
+                yield future.result()
         finally:
             for future in pending:
                 future.cancel()
