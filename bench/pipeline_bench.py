@@ -280,6 +280,50 @@ def _scaling(base_url: str, token: str, sizes: list[int], latency_ms: float, con
     return lines
 
 
+def _raw_http_child(base_url: str, token: str, n: int, threads: int, out: mp.Queue) -> None:
+    """``n`` contact POSTs from ``threads`` threads, each with its own kept-alive httpx client
+    (as crmsync's writers), and nothing else: no engine, no staging, no mapping."""
+    import threading
+
+    local = threading.local()
+
+    def post(i: int) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=f"{base_url}/api/v6/", timeout=120,
+                                                 headers={"X-AUTH-TOKEN": token, "Accept": "application/json"})
+        response = client.post("contacts.json", json={
+            "name": f"raw-{i}", "title": f"Raw Contact {i}", "firstname": "Raw", "lastname": f"Contact {i}",
+            "database": "default", "customFields": {"number": [f"+420601{i:06d}"], "email": [f"raw{i}@example.com"]},
+        })
+        response.raise_for_status()
+        response.json()
+
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(post, range(n)))
+    out.put({"records": n, "seconds": time.perf_counter() - started, "cpu_s": time.process_time() - cpu0,
+             "staging_s": 0.0, "rss_mb": _peak_rss_mb()})
+
+
+def _raw_http(latency_ms: float, n: int, threads: int) -> dict[str, Any]:
+    """The achievable floor of this machine: the same number of writes as raw HTTP POSTs against
+    a fresh simulator (its own process) at the same latency. Per-request costs that no sync
+    engine can avoid (HTTP client and server CPU, loopback syscalls, timer slack) show here."""
+    sim = _Simulator(latency_ms)
+    try:
+        ctx = mp.get_context("spawn")
+        out: mp.Queue = ctx.Queue()
+        proc = ctx.Process(target=_raw_http_child, args=(sim.base_url, sim.token, n, threads, out))
+        proc.start()
+        result = dict(out.get())
+        proc.join()
+        return result
+    finally:
+        sim.close()
+
+
 def _php_sdk_resync(config_path: Path, threads: int) -> int:
     """Find-then-write per record, as the PHP SDK's upsert does: 1 GET per record + 1 PUT if changed."""
     from crmsync_pipelines.config import load_config
@@ -334,6 +378,8 @@ def main() -> None:
     parser.add_argument("--write-concurrency", type=int, default=8)
     parser.add_argument("--baseline-threads", type=int, default=8)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-raw", action="store_true",
+                        help="leave out the raw HTTP floor (the first sync's writes as bare POSTs, no engine)")
     parser.add_argument("--defaults", action="store_true",
                         help="also compare the old and new writer defaults and a server capping concurrency")
     parser.add_argument("--defaults-accounts", type=int, default=50)
@@ -355,6 +401,7 @@ def main() -> None:
     server = ctx.Process(target=_serve, args=(args.latency_ms, ready, stop), daemon=True)
     server.start()
     rows: list[tuple[str, int, int, int, float, float]] = []
+    raw: dict[str, Any] | None = None
     try:
         base_url, token = ready.get(timeout=120)
         tmp = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
@@ -378,6 +425,10 @@ def main() -> None:
             print(f"  {label}: {records:,} records, {calls:,} calls, {writes:,} writes, {seconds:.1f}s", flush=True)
 
         phase("crmsync first sync", lambda: _crmsync_sync(config, "bench-first"))
+        first_writes = int(measured["crmsync first sync"]["writes"])
+        if first_writes and not args.skip_raw:
+            raw = _raw_http(args.latency_ms, first_writes, args.write_concurrency)
+            print(f"  raw HTTP POSTs (no engine): {first_writes:,} writes, {raw['seconds']:.1f}s", flush=True)
         phase("crmsync re-sync, nothing changed", lambda: _crmsync_sync(config, "bench-same"))
         _in_child(_mutate, crm, args.changed_pct, 11)
         phase(f"crmsync re-sync, {args.changed_pct:g}% changed", lambda: _crmsync_sync(config, "bench-delta"))
@@ -407,16 +458,22 @@ def main() -> None:
         if i == 0:
             print("-+-".join("-" * w for w in widths))
     print(f"\nWrites: {args.write_concurrency} writers, {args.latency_ms:g} ms simulator latency; floor = writes × "
-          "latency ÷ writers. CPU and staging time are the sync process's own (child process).")
-    overhead = [("phase", "writes", "floor s", "wall ÷ floor", "client CPU ms/write", "staging ms/write",
-                 "CPU µs/record")]
-    for label, n, _calls_n, writes, seconds, _rss in rows:
-        m = measured.get(label, {})
+          "latency ÷ writers. CPU and staging time are the sync process's own (child process). Raw HTTP: the "
+          "first sync's number of writes as bare POSTs from as many threads (no engine) on a fresh simulator, "
+          "the machine's achievable floor; wall ÷ raw HTTP is the engine's own overhead.")
+    overhead = [("phase", "writes", "floor s", "wall ÷ floor", "wall ÷ raw HTTP", "client CPU ms/write",
+                 "staging ms/write", "CPU µs/record")]
+    raw_s_per_write = raw["seconds"] / raw["records"] if raw else None
+    measured_rows = [(label, n, writes, seconds, measured.get(label, {})) for label, n, _c, writes, seconds, _r in rows]
+    if raw is not None:
+        measured_rows.insert(1, ("raw HTTP POSTs, no engine", raw["records"], raw["records"], raw["seconds"], raw))
+    for label, n, writes, seconds, m in measured_rows:
         if "cpu_s" not in m:
             continue
         floor = writes * args.latency_ms / 1000 / args.write_concurrency
         overhead.append((label, f"{writes:,}", f"{floor:.1f}" if writes else "-",
                          f"{seconds / floor:.2f}x" if writes and floor else "-",
+                         f"{seconds / (raw_s_per_write * writes):.2f}x" if writes and raw_s_per_write else "-",
                          f"{m['cpu_s'] / writes * 1000:.2f}" if writes else "-",
                          f"{m['staging_s'] / writes * 1000:.3f}" if writes else "-",
                          f"{m['cpu_s'] / n * 1e6:.0f}" if n else "-"))
