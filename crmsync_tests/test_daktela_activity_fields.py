@@ -76,6 +76,28 @@ def test_a_refused_projection_falls_back_to_whole_activities(demo_simulator: Sim
     assert "refused the activity field projection" in caplog.text
 
 
+
+def test_a_refused_projection_is_not_sent_again_for_other_types(demo_simulator: SimulatorHandle,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    adapter = _adapter(demo_simulator)
+    projection = ["name", "no_such_field"]
+    with caplog.at_level(logging.WARNING, logger="crmsync.daktela"):
+        for activity_type in ("call", "email", "web", "sms"):
+            full = list(adapter.iter_activities(activity_type, since=None, until=None))
+            demo_simulator.reset_log()
+            assert list(adapter.iter_activities(activity_type, since=None, until=None, fields=projection)) == full
+            statuses = [r.status for r in demo_simulator.request_log if r.path == ACTIVITIES]
+            projected = [r for r in demo_simulator.request_log if r.path == ACTIVITIES and r.query.get("fields")]
+            if activity_type == "call":  # refused once ...
+                assert statuses[0] == 400 and len(projected) == 1
+            else:  # ... then never asked again: every request reads whole activities
+                assert 400 not in statuses and projected == []
+    assert caplog.text.count("refused the activity field projection") == 1
+    # Another projection is still tried.
+    demo_simulator.reset_log()
+    rows = list(adapter.iter_activities("call", since=None, until=None, fields=_bundled_fields()))
+    assert rows and all(r.query.get("fields") for r in demo_simulator.request_log if r.path == ACTIVITIES)
+
 def test_the_next_page_is_fetched_while_the_current_one_is_processed(demo_simulator: SimulatorHandle) -> None:
     adapter = _adapter(demo_simulator, page_size=5)
     demo_simulator.set_latency(50)

@@ -108,6 +108,8 @@ class DaktelaAdapter:
         #: batch would start and join threads every ``batch_size`` writes).
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        #: Activity ``fields[]`` projections the instance refused (HTTP 400): not sent again.
+        self._refused_projections: set[tuple[str, ...]] = set()
 
     @classmethod
     def from_config(cls, section: DaktelaSection, *, client: DaktelaClient | None = None) -> DaktelaAdapter:
@@ -571,20 +573,26 @@ class DaktelaAdapter:
         ``fields``: the raw activity fields to request (a ``fields[]`` projection, see
         ``activities.raw_fields``); an activity is ~5 KB in full. An instance that answers the
         projected read with HTTP 400 before the first record (a field it does not know) is read
-        again without the projection, and the refusal is logged.
+        again without the projection, and the refusal is logged; this adapter does not send that
+        projection again (other activity types, later windows).
         """
-        if fields:
+        projection = tuple(fields or ())
+        if projection and projection not in self._refused_projections:
             started = False
             try:
-                for row in self._iter_activities(activity_type, since, until, time_field, list(fields)):
+                for row in self._iter_activities(activity_type, since, until, time_field, list(projection)):
                     started = True
                     yield row
                 return
             except DaktelaValidationError as refusal:
                 if started or refusal.status != 400:
                     raise
-                logger.warning("Daktela %s refused the activity field projection (%s); reading whole activities",
-                               self.client.instance_url, "; ".join(refusal.messages) or f"HTTP {refusal.status}")
+                # Remembered for this adapter's life: the other activity types (and later
+                # windows) are read whole at once instead of each paying a refused request.
+                self._refused_projections.add(projection)
+                logger.warning("Daktela %s refused the activity field projection (%s); reading whole activities "
+                               "for the rest of this run", self.client.instance_url,
+                               "; ".join(refusal.messages) or f"HTTP {refusal.status}")
         yield from self._iter_activities(activity_type, since, until, time_field, None)
 
     def _iter_activities(
