@@ -33,7 +33,7 @@ ifeq ($(strip $(UV)),)
 UV := .uv/bin/uv
 endif
 
-.PHONY: demo test dev lint typecheck defs-check lock lock-check install unit bench clean
+.PHONY: demo test dev lint typecheck defs-check lock lock-check install unit bench bench-dlt clean
 
 .uv/bin/uv:
 	$(PYTHON) -m pip install --quiet --target .uv 'uv==$(UV_VERSION)' \
@@ -86,6 +86,20 @@ bench: $(STAMP)
 	$(BIN)/python bench/raynet_bench.py
 	$(BIN)/python bench/hubspot_bench.py
 	$(BIN)/python bench/inbox_lease_bench.py
+
+# dlt lives in a venv of its own (.bench-dlt/): it is no crmsync dependency, and neither
+# `make test` nor `make bench` installs it.
+DLT_VENV := .bench-dlt
+DLT_REQUIREMENT := dlt[duckdb,parquet]>=1.0
+
+$(DLT_VENV)/.installed: | $(UV)
+	$(UV) venv --clear --python $(PYTHON) $(DLT_VENV)
+	$(UV) pip install --python $(DLT_VENV)/bin/python '$(DLT_REQUIREMENT)'
+	touch $@
+
+## make bench-dlt: crmsync's activities extract side by side with dlt's rest_api (installs dlt into .bench-dlt/).
+bench-dlt: $(STAMP) $(DLT_VENV)/.installed
+	$(BIN)/python bench/dlt_activities_bench.py --dlt-python $(DLT_VENV)/bin/python
 
 clean:
 	rm -rf $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache
