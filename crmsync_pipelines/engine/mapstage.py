@@ -128,9 +128,10 @@ def map_batch(
         ctx.log.info("%s: mapped %d records", entity, mapped)
         ctx.staging.let_waiters_in()
     failures: list[FailureSample] = []
+    if version is not None and memo_relations_ is not None and mapped:
+        # Range by range, each committed on its own (not in the session below): bounded memory.
+        ctx.staging.save_memo(batch_id, entity, version, memo_relations_, written_refusals.source_ids)
     with ctx.staging.session():
-        if version is not None and memo_relations_ is not None and mapped:
-            ctx.staging.save_memo(batch_id, entity, version, memo_relations_, written_refusals.source_ids)
         ctx.staging.mark_duplicate_keys(batch_id)
         quality = ctx.staging.mapped_quality(batch_id)
         checks = _checks(ctx, batch_id, quality)

@@ -32,6 +32,8 @@ _PROCESS_LOCKS_GUARD = threading.Lock()
 SCHEMA_VERSION = "1"
 #: DuckDB's buffer cache per connection: peak RSS stays flat in the number of records.
 MEMORY_LIMIT = "192MB"
+#: Rows per statement of a set-wise pass over a whole batch (``StagingStore.source_ranges``).
+SET_CHUNK_ROWS = 5_000
 
 
 def _now() -> datetime:
@@ -99,6 +101,8 @@ class StagingStore:
             self._lock = _PROCESS_LOCKS.setdefault(str(self.path.resolve()), threading.RLock())
         self._schema_ready = False
         self._local = threading.local()
+        #: Rows per range of the set-wise passes over a batch (``source_ranges``).
+        self.set_chunk_rows = SET_CHUNK_ROWS
 
     # -- connections -------------------------------------------------------------------------
     @contextmanager
@@ -528,79 +532,133 @@ class StagingStore:
             if len(rows) < chunk_size:
                 return
 
-    # -- map memo (mapping skipped for unchanged raw payloads) -----------------------------------
+    # -- set-wise passes over a whole batch, range by range -----------------------------------
+    def source_ranges(self, table: str, batch_id: str) -> list[tuple[str, str | None]]:
+        """Keyset ranges ``(after, up_to)`` of the batch's source ids in ``table``, each holding at
+        most ``set_chunk_rows`` rows (``up_to`` None: to the end); together they cover every
+        row exactly once (``source_id > after AND source_id <= up_to``).
+
+        A set-wise statement over a big batch runs range by range, each in its own transaction
+        (under ``hold``), so DuckDB's working memory and the uncommitted rows it holds are
+        bounded by ``set_chunk_rows``, not by the batch: one statement over 200,000 records ran
+        out of DuckDB's ``MEMORY_LIMIT``.
+        """
+        if table not in ("raw_records", "mapped_records"):
+            raise ValueError(f"no source id ranges for table {table!r}")
+        with self.connect() as con:
+            rows = con.execute(
+                f"SELECT source_id FROM (SELECT source_id, row_number() OVER (ORDER BY source_id) AS n "
+                f"FROM {table} WHERE batch_id = ?) WHERE n % ? = 0 ORDER BY source_id",
+                [batch_id, max(1, self.set_chunk_rows)],
+            ).fetchall()
+        bounds = [str(r[0]) for r in rows]
+        return list(zip(["", *bounds], [*bounds, None], strict=True))
+
     @staticmethod
-    def _witness_sql(relations: Sequence[tuple[str, str]]) -> tuple[str, str, list[Any]]:
-        """(joins, witness expression, params) over ``raw_records r``.
+    def _in_range(alias: str) -> str:
+        """The SQL condition of one ``source_ranges`` range on ``<alias>.source_id`` (params:
+        after, up_to, up_to). Every side of a join gets it, so no side is read (or hashed) whole."""
+        return f"{alias}.source_id > ? AND (?::VARCHAR IS NULL OR {alias}.source_id <= ?)"
+
+    # -- map memo (mapping skipped for unchanged raw payloads) -----------------------------------
+    @contextmanager
+    def _witness(self, relations: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str, list[Any]]]:
+        """(joins, witness expression, params) over ``raw_records r``, valid inside the block.
 
         The witness of a record is the raw hash of each related record its relations point at
         (``'-'`` for an empty reference), as of the latest extract of that record; NULL when a
         referenced record is not staged (its value came from a CRM call the memo cannot follow).
+        The latest raw hash per related record is computed once into a temporary table (one
+        row per related record), not once per range; the block holds one connection for them.
         """
         joins: list[str] = []
         parts: list[str] = []
         params: list[Any] = []
-        for i, (entity, path) in enumerate(relations):
-            joins.append(
-                f"LEFT JOIN (SELECT rr.source_id, rr.raw_hash FROM raw_records rr JOIN batches bb USING (batch_id) "
-                f"WHERE rr.entity = ? QUALIFY row_number() OVER (PARTITION BY rr.source_id "
-                f"ORDER BY bb.created_at DESC) = 1) w{i} ON w{i}.source_id = trim(json_extract_string(r.payload, ?))"
-            )
-            params.extend([entity, path])
-            parts.append(f"(CASE WHEN nullif(trim(json_extract_string(r.payload, ?)), '') IS NULL THEN '-' "
-                         f"ELSE w{i}.raw_hash END)")
-        witness = " || '|' || ".join(parts) if parts else "''"
-        return " ".join(joins), witness, params
+        with self.hold():
+            with self.connect() as con:
+                for i, (entity, path) in enumerate(relations):
+                    con.execute(
+                        f"CREATE OR REPLACE TEMP TABLE memo_witness_{i} AS SELECT rr.source_id, rr.raw_hash "
+                        "FROM raw_records rr JOIN batches bb USING (batch_id) WHERE rr.entity = ? "
+                        "QUALIFY row_number() OVER (PARTITION BY rr.source_id ORDER BY bb.created_at DESC) = 1",
+                        [entity],
+                    )
+                    joins.append(f"LEFT JOIN memo_witness_{i} w{i} "
+                                 f"ON w{i}.source_id = trim(json_extract_string(r.payload, ?))")
+                    params.append(path)
+                    parts.append(f"(CASE WHEN nullif(trim(json_extract_string(r.payload, ?)), '') IS NULL "
+                                 f"THEN '-' ELSE w{i}.raw_hash END)")
+            try:
+                yield " ".join(joins), " || '|' || ".join(parts) if parts else "''", params
+            finally:
+                with self.connect() as con:
+                    for i in range(len(relations)):
+                        con.execute(f"DROP TABLE IF EXISTS memo_witness_{i}")
 
     def reuse_memo(self, batch_id: str, entity: str, version: str, relations: Sequence[tuple[str, str]]) -> int:
         """Copy the remembered mapping of every record of the batch whose raw hash, mapping
         version and relation witness are unchanged into ``mapped_records``; returns how many.
 
         ``key_map`` is refreshed for them too (only where it differs), as mapping would do.
+        Done range by range (``source_ranges``): memory stays flat in the size of the batch.
         """
-        joins, witness, join_params = self._witness_sql(relations)
         witness_params = [path for _, path in relations]
-        with self.connect() as con:
-            con.execute(
-                "INSERT INTO mapped_records (batch_id, entity, source_id, lookup_key, payload, payload_hash, "
-                "invalid_class, invalid_reason) "
-                f"SELECT r.batch_id, r.entity, r.source_id, m.lookup_key, m.payload, m.payload_hash, NULL, NULL "
-                f"FROM raw_records r {joins} JOIN map_memo m ON m.entity = ? AND m.source_id = r.source_id "
-                f"WHERE r.batch_id = ? AND m.raw_hash = r.raw_hash AND m.mapping_version = ? "
-                f"AND m.relation_witness = {witness}",
-                [*join_params, entity, batch_id, version, *witness_params],
-            )
-            row = con.execute("SELECT count(*) FROM mapped_records WHERE batch_id = ?", [batch_id]).fetchone()
-            con.execute(
-                "INSERT OR REPLACE INTO key_map SELECT m.entity, m.source_id, m.lookup_key, ? "
-                "FROM mapped_records m LEFT JOIN key_map k ON k.entity = m.entity AND k.source_id = m.source_id "
-                "WHERE m.batch_id = ? AND m.lookup_key IS NOT NULL AND k.lookup_key IS DISTINCT FROM m.lookup_key",
-                [_now(), batch_id],
-            )
-        return int(row[0]) if row else 0
+        reused = 0
+        with self._witness(relations) as (joins, witness, join_params):
+            for after, up_to in self.source_ranges("raw_records", batch_id):
+                bounds = (after, up_to, up_to)
+                with self.connect() as con:
+                    row = con.execute(
+                        "INSERT INTO mapped_records (batch_id, entity, source_id, lookup_key, payload, payload_hash, "
+                        "invalid_class, invalid_reason) "
+                        "SELECT r.batch_id, r.entity, r.source_id, m.lookup_key, m.payload, m.payload_hash, NULL, NULL "
+                        f"FROM raw_records r {joins} JOIN map_memo m ON m.entity = ? AND m.source_id = r.source_id "
+                        f"WHERE r.batch_id = ? AND {self._in_range('r')} AND {self._in_range('m')} "
+                        f"AND m.raw_hash = r.raw_hash AND m.mapping_version = ? AND m.relation_witness = {witness}",
+                        [*join_params, entity, batch_id, *bounds, *bounds, version, *witness_params],
+                    ).fetchone()
+                    reused += int(row[0]) if row else 0
+                    con.execute(
+                        "INSERT OR REPLACE INTO key_map SELECT r.entity, r.source_id, r.lookup_key, ? "
+                        "FROM mapped_records r LEFT JOIN (SELECT k.source_id, k.lookup_key FROM key_map k "
+                        f"WHERE k.entity = ? AND {self._in_range('k')}) k ON k.source_id = r.source_id "
+                        f"WHERE r.batch_id = ? AND {self._in_range('r')} AND r.lookup_key IS NOT NULL "
+                        "AND k.lookup_key IS DISTINCT FROM r.lookup_key",
+                        [_now(), entity, *bounds, batch_id, *bounds],
+                    )
+        return reused
 
     def save_memo(self, batch_id: str, entity: str, version: str, relations: Sequence[tuple[str, str]],
                   exclude: Iterable[str] = ()) -> None:
         """Remember the clean mappings of this batch (valid rows, minus ``exclude``: rows whose
-        transformers refused a value, so their refusals are counted again on every run)."""
-        joins, witness, join_params = self._witness_sql(relations)
+        transformers refused a value, so their refusals are counted again on every run).
+
+        Done range by range (``source_ranges``), each range committed on its own.
+        """
         witness_params = [path for _, path in relations]
         skipped = sorted(set(exclude))
-        with self.connect() as con:
-            con.execute(
-                "INSERT OR REPLACE INTO map_memo "
-                f"SELECT r.entity, r.source_id, r.raw_hash, ?, w.witness, m.lookup_key, m.payload, m.payload_hash "
-                f"FROM mapped_records m JOIN (SELECT r.batch_id, r.source_id, r.entity, r.raw_hash, "
-                f"{witness} AS witness FROM raw_records r {joins} WHERE r.batch_id = ?) w "
-                "ON w.batch_id = m.batch_id AND w.source_id = m.source_id "
-                "JOIN raw_records r ON r.batch_id = m.batch_id AND r.source_id = m.source_id "
-                "LEFT JOIN map_memo o ON o.entity = r.entity AND o.source_id = r.source_id "
-                "WHERE m.batch_id = ? AND m.invalid_class IS NULL AND r.raw_hash IS NOT NULL "
-                "AND w.witness IS NOT NULL AND NOT list_contains(?::VARCHAR[], m.source_id) "
-                "AND (o.source_id IS NULL OR o.raw_hash <> r.raw_hash OR o.mapping_version <> ? "
-                "OR o.relation_witness <> w.witness OR o.payload_hash IS DISTINCT FROM m.payload_hash)",
-                [version, *witness_params, *join_params, batch_id, batch_id, skipped, version],
-            )
+        with self._witness(relations) as (joins, witness, join_params):
+            for after, up_to in self.source_ranges("mapped_records", batch_id):
+                bounds = (after, up_to, up_to)
+                with self.connect() as con:
+                    con.execute(
+                        "INSERT OR REPLACE INTO map_memo "
+                        "SELECT w.entity, w.source_id, w.raw_hash, ?, w.witness, m.lookup_key, m.payload, "
+                        "m.payload_hash FROM mapped_records m JOIN (SELECT r.batch_id, r.source_id, r.entity, "
+                        f"r.raw_hash, {witness} AS witness FROM raw_records r {joins} "
+                        f"WHERE r.batch_id = ? AND {self._in_range('r')}) w "
+                        "ON w.batch_id = m.batch_id AND w.source_id = m.source_id "
+                        "LEFT JOIN (SELECT o.source_id, o.raw_hash, o.mapping_version, o.relation_witness, "
+                        f"o.payload_hash FROM map_memo o WHERE o.entity = ? AND {self._in_range('o')}) o "
+                        "ON o.source_id = w.source_id "
+                        f"WHERE m.batch_id = ? AND {self._in_range('m')} AND m.invalid_class IS NULL "
+                        "AND w.raw_hash IS NOT NULL "
+                        "AND w.witness IS NOT NULL AND NOT list_contains(?::VARCHAR[], m.source_id) "
+                        "AND (o.source_id IS NULL OR o.raw_hash <> w.raw_hash OR o.mapping_version <> ? "
+                        "OR o.relation_witness <> w.witness OR o.payload_hash IS DISTINCT FROM m.payload_hash)",
+                        [version, *witness_params, *join_params, batch_id, *bounds, entity, *bounds, batch_id,
+                         *bounds, skipped, version],
+                    )
 
     # -- key map (relations) ---------------------------------------------------------------
     def upsert_key_map(self, entity: str, pairs: Sequence[tuple[str, str]]) -> None:

@@ -1,0 +1,111 @@
+"""Set-wise passes over a whole batch run range by range (``StagingStore.source_ranges``), so
+DuckDB's memory is bounded by the range size, not by the batch: the ranges must cover every
+record exactly once, and a ranged memo must remember and reuse exactly what one pass would.
+
+Real DuckDB files, real simulator over HTTP, real SQLite CRM.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from crmsync_pipelines.engine import Window
+from crmsync_pipelines.staging import StagingStore
+from crmsync_tests.fixtures.engine import EngineEnv
+
+#: Ids that sort in surprising ways: padded, empty-looking, non-ASCII, numeric-looking, a prefix of another.
+IDS = [" padded ", "10", "2", "a", "a ", "ab", "Ž", "žluťoučký", "<no-id>:0123", "9" * 40, "-", "A"]
+
+
+def _staged(tmp_path: Path, ids: list[str]) -> tuple[StagingStore, str]:
+    store = StagingStore(tmp_path / "staging.duckdb")
+    batch = store.new_batch("contact", "window", "run-1", None, None)
+    store.insert_raw(batch, "contact", [(sid, {"id": sid}) for sid in ids])
+    store.finish_extract(batch)
+    return store, batch
+
+
+def _covered(store: StagingStore, batch: str, ranges: list[tuple[str, str | None]]) -> list[str]:
+    """The ids each range selects, in range order, with the same condition the passes use."""
+    seen: list[str] = []
+    with store.connect() as con:
+        for after, up_to in ranges:
+            rows = con.execute(
+                f"SELECT source_id FROM raw_records r WHERE batch_id = ? AND {store._in_range('r')} "
+                "ORDER BY source_id", [batch, after, up_to, up_to],
+            ).fetchall()
+            seen.extend(str(r[0]) for r in rows)
+    return seen
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, len(IDS) - 1, len(IDS), len(IDS) + 1, 1000])
+def test_ranges_cover_every_record_exactly_once(tmp_path: Path, size: int) -> None:
+    store, batch = _staged(tmp_path, IDS)
+    store.set_chunk_rows = size
+    ranges = store.source_ranges("raw_records", batch)
+    seen = _covered(store, batch, ranges)
+    assert sorted(seen) == sorted(IDS)
+    assert len(seen) == len(set(seen)) == len(IDS)
+    # Each range holds at most ``size`` rows; only the last is open-ended.
+    per_range = [len(_covered(store, batch, [r])) for r in ranges]
+    assert max(per_range) <= size
+    assert [up_to is None for _, up_to in ranges] == [False] * (len(ranges) - 1) + [True]
+    assert len(ranges) == len(IDS) // size + 1
+
+
+def test_ranges_of_an_empty_batch_select_nothing(tmp_path: Path) -> None:
+    store, batch = _staged(tmp_path, [])
+    ranges = store.source_ranges("raw_records", batch)
+    assert ranges == [("", None)]
+    assert _covered(store, batch, ranges) == []
+
+
+def test_ranges_stay_inside_their_batch(tmp_path: Path) -> None:
+    store, batch = _staged(tmp_path, IDS)
+    other = store.new_batch("contact", "window", "run-2", None, None)
+    store.insert_raw(other, "contact", [(sid, {"id": sid}) for sid in ["0", "b", "zz", "a"]])
+    store.set_chunk_rows = 2
+    assert sorted(_covered(store, batch, store.source_ranges("raw_records", batch))) == sorted(IDS)
+
+
+def test_ranges_refuse_an_unknown_table(tmp_path: Path) -> None:
+    store, batch = _staged(tmp_path, IDS)
+    with pytest.raises(ValueError, match="ledger"):
+        store.source_ranges("ledger", batch)
+
+
+def _count(env: EngineEnv, table: str) -> int:
+    with sqlite3.connect(env.crm_path) as con:
+        return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_a_ranged_memo_remembers_and_reuses_every_clean_mapping(engine_env: EngineEnv) -> None:
+    all_time = Window(None, None)
+    contacts = _count(engine_env, "contacts")
+    first = engine_env.engine()
+    first.staging.set_chunk_rows = 7  # many ranges, one of them short
+    reports = {e: first.sync(e, all_time, "run-1") for e in ("account", "contact")}
+    clean = {e: reports[e][1].counts["mapped"] for e in reports}
+    with first.staging.connect() as con:
+        memo = dict(con.execute("SELECT entity, count(*) FROM map_memo GROUP BY 1").fetchall())
+        keys = dict(con.execute("SELECT entity, count(*) FROM key_map GROUP BY 1").fetchall())
+    assert memo == clean
+    assert keys["contact"] >= clean["contact"]
+    first.close()
+
+    again = engine_env.engine()
+    again.staging.set_chunk_rows = 7
+    engine_env.sim.reset_log()
+    contact = again.sync("contact", all_time, "run-2")
+    assert contact[1].counts["reused"] == contact[1].counts["mapped"] == clean["contact"]
+    assert contact[1].counts["invalid"] == contacts - clean["contact"]
+    assert contact[2].counts.get("unchanged") == clean["contact"]
+    assert engine_env.sim.request_count() == 0
+    with again.staging.connect() as con:
+        ledgered = con.execute(
+            "SELECT count(DISTINCT source_id), count(*) FROM ledger WHERE run_id = 'run-2' AND entity = 'contact'"
+        ).fetchone()
+    assert ledgered == (contacts, contacts)  # every record once: unchanged or failed
