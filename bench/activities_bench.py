@@ -10,15 +10,27 @@ contact, the call record). One table:
 2. ``iter_activities`` reading whole activities (what the engine did before issue 15);
 3. ``iter_activities`` with the projection the bundled mapping needs (the engine's read now;
    the next page is fetched while the current one is parsed), as a share of the floor;
-4. a full ``activity`` sync (extract, map, load) into a fresh SQLite CRM.
+4. a full ``activity`` sync (extract, map, load) into a fresh SQLite CRM, twice side by side:
+   the code of ``--baseline-ref`` (default: the tree before issue 15's CRM-load work, record
+   by record upserts and a DataFrame per ledger append), exported with ``git archive`` into a
+   temp dir, and the working tree; each in a child process that times ``SyncEngine.sync`` only
+   (not the interpreter start nor building the engine), with its extract / map / load stage
+   durations. ``--baseline-ref none`` (or no git checkout) leaves the baseline row out.
 
-Usage: ``.venv/bin/python bench/activities_bench.py [--activities N] [--latency-ms 5]``.
+Usage: ``.venv/bin/python bench/activities_bench.py [--activities N] [--latency-ms 5]
+[--baseline-ref REF|none]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,6 +45,10 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 MAPPINGS = ROOT / "mappings"
 INSERT_BATCH = 5_000
+#: The tree before issue 15's CRM-load work: the SQL CRM upserted activities record by record
+#: (a savepoint, ``INSERT ... RETURNING`` and a re-read each) and every ledger append registered
+#: a DataFrame.
+BASELINE_REF = "f2760d263384251f687760f82d8d9d9b01670a95"
 
 
 def _serve(count: int, latency_ms: float, ready: mp.Queue, stop: Event) -> None:
@@ -156,49 +172,103 @@ sync:
     return SyncEngine.from_config(load_config(config))
 
 
-def _sync(base_url: str, token: str) -> int:
+def _sync(base_url: str, token: str) -> dict[str, Any]:
+    """One full sync: rows loaded, seconds of ``engine.sync`` and each stage's ``duration_s``."""
     from crmsync_pipelines.engine import Window
 
     engine = activity_engine(base_url, token)
     try:
-        load = engine.sync("activity", Window(None, None), "bench")[-1]
+        started = time.perf_counter()
+        reports = engine.sync("activity", Window(None, None), "bench")
+        seconds = time.perf_counter() - started
     finally:
         engine.close()
-    return int(load.counts.get("created", 0) + load.counts.get("unchanged", 0) + load.counts.get("updated", 0))
+    load = reports[-1]
+    rows = int(load.counts.get("created", 0) + load.counts.get("unchanged", 0) + load.counts.get("updated", 0))
+    return {"rows": rows, "seconds": seconds, "stages": {r.stage: r.duration_s for r in reports}}
+
+
+def _baseline_tree(ref: str) -> Path | None:
+    """``crmsync_pipelines`` as of ``ref``, exported into a temp dir (None: not a git checkout)."""
+    try:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", ref, "crmsync_pipelines"],
+                                 check=True, capture_output=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"  no baseline: cannot export {ref} ({exc})", flush=True)
+        return None
+    tree = Path(tempfile.mkdtemp(prefix="crmsync-activities-baseline-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def _sync_in_child(base_url: str, token: str, code: Path) -> dict[str, Any]:
+    """``_sync`` in a fresh interpreter importing ``crmsync_pipelines`` from ``code``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(ROOT / "bench")])}
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-sync", base_url, token],
+                          check=True, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if Path(result["code"]).resolve() != code.resolve():
+        raise RuntimeError(f"the child imported crmsync_pipelines from {result['code']}, not {code}")
+    return result
+
+
+def _child_sync(base_url: str, token: str) -> None:
+    import crmsync_pipelines
+
+    result = _sync(base_url, token)
+    print(json.dumps({**result, "code": str(Path(crmsync_pipelines.__file__).parent.parent)}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--activities", type=int, default=20_000)
     parser.add_argument("--latency-ms", type=float, default=5.0)
+    parser.add_argument("--baseline-ref", default=BASELINE_REF,
+                        help="git ref of the baseline full sync ('none' leaves it out)")
+    parser.add_argument("--child-sync", nargs=2, metavar=("BASE_URL", "TOKEN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_sync:
+        _child_sync(*args.child_sync)
+        return
     fields = bundled_fields()
-    rows: list[tuple[str, int, float]] = []
+    baseline = None if args.baseline_ref == "none" else _baseline_tree(args.baseline_ref)
+    #: (label, rows, seconds, stage durations)
+    rows: list[tuple[str, int, float, dict[str, float]]] = []
     with serve_activities(args.activities, args.latency_ms) as (base_url, token):
+        def reads(count: int) -> dict[str, Any]:
+            return {"rows": count, "stages": {}}
+
         cases = [
-            ("floor: pages only, projected fields", lambda: _pages_only(base_url, token, fields)),
-            ("floor: pages only, whole activities", lambda: _pages_only(base_url, token, None)),
-            ("iter_activities, whole activities (before)", lambda: _iterate(base_url, token, None)),
-            ("iter_activities, projected + prefetch (now)", lambda: _iterate(base_url, token, fields)),
-            ("full activity sync into the SQL CRM", lambda: _sync(base_url, token)),
+            ("floor: pages only, projected fields", lambda: reads(_pages_only(base_url, token, fields))),
+            ("floor: pages only, whole activities", lambda: reads(_pages_only(base_url, token, None))),
+            ("iter_activities, whole activities (before)", lambda: reads(_iterate(base_url, token, None))),
+            ("iter_activities, projected + prefetch (now)", lambda: reads(_iterate(base_url, token, fields))),
         ]
+        if baseline is not None:
+            cases.append((f"full activity sync into the SQL CRM, before ({args.baseline_ref[:10]})",
+                          lambda: _sync_in_child(base_url, token, baseline)))
+        cases.append(("full activity sync into the SQL CRM (now)", lambda: _sync_in_child(base_url, token, ROOT)))
         for label, work in cases:
             started = time.perf_counter()
-            count = work()
-            seconds = time.perf_counter() - started
-            rows.append((label, count, seconds))
-            print(f"  {label}: {count:,} rows in {seconds:.2f}s", flush=True)
+            result = work()
+            seconds = float(result.get("seconds", time.perf_counter() - started))
+            rows.append((label, int(result["rows"]), seconds, result["stages"]))
+            print(f"  {label}: {result['rows']:,} rows in {seconds:.2f}s", flush=True)
     floor = rows[0][1] / rows[0][2]
     print(f"\n{args.activities:,} call activities, {args.latency_ms:g} ms simulator latency; "
-          f"projection: {', '.join(fields)}")
-    header = ("case", "rows", "wall s", "rows/s", "share of the projected floor")
-    table = [header] + [(label, f"{n:,}", f"{s:.2f}", f"{n / s:,.0f}", f"{n / s / floor:.0%}") for label, n, s in rows]
+          f"projection: {', '.join(fields)}; load average {os.getloadavg()[0]:.2f}")
+    header = ("case", "rows", "wall s", "rows/s", "share of the projected floor", "extract / map / load s")
+    table = [header] + [
+        (label, f"{n:,}", f"{s:.2f}", f"{n / s:,.0f}", f"{n / s / floor:.0%}",
+         " / ".join(f"{stages[k]:.2f}" for k in ("extract", "map", "load") if k in stages))
+        for label, n, s, stages in rows
+    ]
     widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
     for i, row in enumerate(table):
         print(" | ".join(str(v).ljust(widths[j]) for j, v in enumerate(row)))
         if i == 0:
             print("-+-".join("-" * w for w in widths))
-
 
 if __name__ == "__main__":
     main()
