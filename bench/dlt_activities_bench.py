@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ class Case:
     label: str
     rows: int
     seconds: float
+    peak_rss_mb: float
     note: str = ""
 
 
@@ -74,7 +76,8 @@ def _crmsync_extract(base_url: str, token: str) -> Case:
         seconds = time.perf_counter() - started
     finally:
         engine.close()
-    return Case("crmsync extract → DuckDB staging (projected)", int(report.counts["extracted"]), seconds)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return Case("crmsync extract → DuckDB staging (projected)", int(report.counts["extracted"]), seconds, peak_rss_mb)
 
 
 def _list_params(fields: list[str] | None) -> dict[str, str]:
@@ -101,7 +104,7 @@ def _dlt(python: Path, base_url: str, token: str, fields: list[str] | None, file
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     note = (f"extract {figures['extract_s']:.1f} s, normalize {figures['normalize_s']:.1f} s, "
             f"load {figures['load_s']:.1f} s; process {process_s:.1f} s")
-    return Case(label, int(figures["rows"]), float(figures["seconds"]), note)
+    return Case(label, int(figures["rows"]), float(figures["seconds"]), float(figures["peak_rss_mb"]), note)
 
 
 def main() -> None:
@@ -135,9 +138,9 @@ def main() -> None:
     crmsync_rate = crmsync.rows / crmsync.seconds
     print(f"\n{args.activities:,} call activities, {args.latency_ms:g} ms simulator latency, dlt {dlt_version}; "
           f"projection: {', '.join(fields)}")
-    header = ("case", "rows", "wall s", "rows/s", "crmsync ÷ this")
+    header = ("case", "rows", "wall s", "rows/s", "crmsync ÷ this", "peak RSS MB")
     table = [header] + [(c.label, f"{c.rows:,}", f"{c.seconds:.2f}", f"{c.rows / c.seconds:,.0f}",
-                         f"{crmsync_rate / (c.rows / c.seconds):.1f}×") for c in cases]
+                         f"{crmsync_rate / (c.rows / c.seconds):.1f}×", f"{c.peak_rss_mb:,.0f}") for c in cases]
     widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
     for i, row in enumerate(table):
         print(" | ".join(str(v).ljust(widths[j]) for j, v in enumerate(row)))

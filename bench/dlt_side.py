@@ -14,7 +14,7 @@ command line, where ``ps`` shows it). It reads ``activities.json`` with Daktela'
 
 Output: one JSON object on the last stdout line: ``rows`` (rows in the loaded ``activities``
 table), ``extract_s``, ``normalize_s``, ``load_s`` and ``seconds`` (their sum, wall seconds),
-``dlt`` (its version).
+``peak_rss_mb`` (this process's peak resident set, or a child's if larger), ``dlt`` (its version).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -70,7 +71,9 @@ def run(base_url: str, token: str, params: dict[str, str], workdir: Path, file_f
     phases["load_s"] = time.perf_counter() - started
     with pipeline.sql_client() as client:
         rows = client.execute_sql("SELECT count(*) FROM activities")[0][0]
-    return {"rows": int(rows), **phases, "seconds": sum(phases.values()), "dlt": dlt.__version__}
+    peak_kb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return {"rows": int(rows), **phases, "seconds": sum(phases.values()), "peak_rss_mb": peak_kb / 1024,
+            "dlt": dlt.__version__}
 
 
 def main() -> None:
