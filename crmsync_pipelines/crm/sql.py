@@ -36,7 +36,7 @@ import sqlite3
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -807,19 +807,25 @@ class _ActivityTable:
 
     table: _Table
     settings: ActivityTableSettings
+    #: The table's columns as a set (a batch checks every key of every record against it).
+    column_set: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "column_set", frozenset(self.table.columns))
 
     def _values(self, record: Record) -> dict[str, Any]:
         if not isinstance(record, Mapping):
             raise RecordValidationError(f"an activity must be a dict, got {type(record).__name__}")
         values: dict[str, Any] = {}
         unknown: list[str] = []
+        columns, id_column = self.column_set, self.table.id_column
         for key, value in record.items():
-            if key == "id" or key == self.table.id_column:
+            if key == "id" or key == id_column:
                 continue
-            if key not in self.table.columns:
+            if key not in columns:
                 unknown.append(key)
                 continue
-            values[key] = _bindable(key, value)
+            values[key] = value if type(value) in _STORED_AS_IS else _bindable(key, value)
         if unknown:
             raise RecordValidationError(
                 f"unknown activity field(s) {', '.join(sorted(unknown))} for table {self.table.name!r} "
@@ -983,6 +989,10 @@ class _ActivityTable:
         sql = self._upsert_sql(lookup_field, provided, values) + f" RETURNING {quote_identifier(self.table.id_column)}"
         activity_id = conn.execute(sql, list(values.values())).fetchone()[0]
         return self._by_id(conn, activity_id)
+
+
+#: Value types SQLite binds as they are (``bool`` is not one: ``_bindable`` makes it 0/1).
+_STORED_AS_IS = frozenset({str, int, float, type(None)})
 
 
 def _bindable(key: str, value: Any) -> Any:
