@@ -135,16 +135,20 @@ def map_batch(
         ctx.staging.mark_duplicate_keys(batch_id)
         quality = ctx.staging.mapped_quality(batch_id)
         checks = _checks(ctx, batch_id, quality)
-        for bad in ctx.staging.iter_mapped(batch_id, ctx.settings.chunk_size, valid=False):
-            failures.extend(FailureSample(r.source_id, r.invalid_class or "", r.invalid_reason or "") for r in bad)
-            if record_invalid:
-                ctx.staging.record_results(run_id, batch_id, entity, [
-                    RecordResult(r.source_id, "failed", lookup_key=r.lookup_key, payload_hash=r.payload_hash,
-                                 error_class=r.invalid_class or ErrorClass.VALIDATION.value,
-                                 error_message=r.invalid_reason, payload=r.payload, note="map")
-                    for r in bad
-                ])
-        ctx.staging.finish_map(batch_id)
+    # One transaction per chunk of quarantined rows (not one for all): their dead letters
+    # replace the last ones in place, and DuckDB holds replaced values in memory until commit.
+    for bad in ctx.staging.iter_mapped(batch_id, ctx.settings.chunk_size, valid=False):
+        if len(failures) < 20:
+            failures.extend(FailureSample(r.source_id, r.invalid_class or "", r.invalid_reason or "")
+                            for r in bad[: 20 - len(failures)])
+        if record_invalid:
+            ctx.staging.record_results(run_id, batch_id, entity, [
+                RecordResult(r.source_id, "failed", lookup_key=r.lookup_key, payload_hash=r.payload_hash,
+                             error_class=r.invalid_class or ErrorClass.VALIDATION.value,
+                             error_message=r.invalid_reason, payload=r.payload, note="map")
+                for r in bad
+            ])
+    ctx.staging.finish_map(batch_id)
     counts = {"mapped": quality["total"] - quality["invalid"], "invalid": quality["invalid"]}
     if reused:
         counts["reused"] = reused

@@ -30,8 +30,12 @@ from crmsync_pipelines.errors import StagingBusyError
 _PROCESS_LOCKS: dict[str, threading.RLock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 SCHEMA_VERSION = "1"
-#: DuckDB's buffer cache per connection: peak RSS stays flat in the number of records.
-MEMORY_LIMIT = "192MB"
+#: DuckDB's buffer cache per connection: peak RSS stays flat in the number of records. Every
+#: statement over a whole batch either streams (and spills its joins to ``<file>.tmp``) or runs
+#: range by range (``StagingStore.source_ranges``), so this cap holds at 500,000 records; the
+#: sync process's peak is the Python baseline (~105 MB), DuckDB's own code and catalog (~40 MB),
+#: this cap and one chunk of records in Python.
+MEMORY_LIMIT = "64MB"
 #: Rows per statement of a set-wise pass over a whole batch (``StagingStore.source_ranges``).
 SET_CHUNK_ROWS = 5_000
 
@@ -540,8 +544,9 @@ class StagingStore:
 
         A set-wise statement over a big batch runs range by range, each in its own transaction
         (under ``hold``), so DuckDB's working memory and the uncommitted rows it holds are
-        bounded by ``set_chunk_rows``, not by the batch: one statement over 200,000 records ran
-        out of DuckDB's ``MEMORY_LIMIT``.
+        bounded by ``set_chunk_rows``, not by the batch. Needed where a statement updates rows
+        of an indexed table in place (``INSERT OR REPLACE INTO map_memo``: DuckDB keeps the old
+        values in memory until commit; over 200,000 records it ran out of ``MEMORY_LIMIT``).
         """
         if table not in ("raw_records", "mapped_records"):
             raise ValueError(f"no source id ranges for table {table!r}")
@@ -600,33 +605,27 @@ class StagingStore:
         version and relation witness are unchanged into ``mapped_records``; returns how many.
 
         ``key_map`` is refreshed for them too (only where it differs), as mapping would do.
-        Done range by range (``source_ranges``): memory stays flat in the size of the batch.
+        One statement over the batch: it appends to a table without an index, so DuckDB
+        streams it and spills its join within ``MEMORY_LIMIT`` (ranges would only re-scan).
         """
         witness_params = [path for _, path in relations]
-        reused = 0
-        with self._witness(relations) as (joins, witness, join_params):
-            for after, up_to in self.source_ranges("raw_records", batch_id):
-                bounds = (after, up_to, up_to)
-                with self.connect() as con:
-                    row = con.execute(
-                        "INSERT INTO mapped_records (batch_id, entity, source_id, lookup_key, payload, payload_hash, "
-                        "invalid_class, invalid_reason) "
-                        "SELECT r.batch_id, r.entity, r.source_id, m.lookup_key, m.payload, m.payload_hash, NULL, NULL "
-                        f"FROM raw_records r {joins} JOIN map_memo m ON m.entity = ? AND m.source_id = r.source_id "
-                        f"WHERE r.batch_id = ? AND {self._in_range('r')} AND {self._in_range('m')} "
-                        f"AND m.raw_hash = r.raw_hash AND m.mapping_version = ? AND m.relation_witness = {witness}",
-                        [*join_params, entity, batch_id, *bounds, *bounds, version, *witness_params],
-                    ).fetchone()
-                    reused += int(row[0]) if row else 0
-                    con.execute(
-                        "INSERT OR REPLACE INTO key_map SELECT r.entity, r.source_id, r.lookup_key, ? "
-                        "FROM mapped_records r LEFT JOIN (SELECT k.source_id, k.lookup_key FROM key_map k "
-                        f"WHERE k.entity = ? AND {self._in_range('k')}) k ON k.source_id = r.source_id "
-                        f"WHERE r.batch_id = ? AND {self._in_range('r')} AND r.lookup_key IS NOT NULL "
-                        "AND k.lookup_key IS DISTINCT FROM r.lookup_key",
-                        [_now(), entity, *bounds, batch_id, *bounds],
-                    )
-        return reused
+        with self._witness(relations) as (joins, witness, join_params), self.connect() as con:
+            row = con.execute(
+                "INSERT INTO mapped_records (batch_id, entity, source_id, lookup_key, payload, payload_hash, "
+                "invalid_class, invalid_reason) "
+                "SELECT r.batch_id, r.entity, r.source_id, m.lookup_key, m.payload, m.payload_hash, NULL, NULL "
+                f"FROM raw_records r {joins} JOIN map_memo m ON m.entity = ? AND m.source_id = r.source_id "
+                f"WHERE r.batch_id = ? AND m.raw_hash = r.raw_hash AND m.mapping_version = ? "
+                f"AND m.relation_witness = {witness}",
+                [*join_params, entity, batch_id, version, *witness_params],
+            ).fetchone()
+            con.execute(
+                "INSERT OR REPLACE INTO key_map SELECT m.entity, m.source_id, m.lookup_key, ? "
+                "FROM mapped_records m LEFT JOIN key_map k ON k.entity = m.entity AND k.source_id = m.source_id "
+                "WHERE m.batch_id = ? AND m.lookup_key IS NOT NULL AND k.lookup_key IS DISTINCT FROM m.lookup_key",
+                [_now(), batch_id],
+            )
+        return int(row[0]) if row else 0
 
     def save_memo(self, batch_id: str, entity: str, version: str, relations: Sequence[tuple[str, str]],
                   exclude: Iterable[str] = ()) -> None:
