@@ -1,18 +1,21 @@
-"""Set-wise passes over a whole batch run range by range (``StagingStore.source_ranges``), so
-DuckDB's memory is bounded by the range size, not by the batch: the ranges must cover every
-record exactly once, and a ranged memo must remember and reuse exactly what one pass would.
+"""Memory bounded by a chunk, not by the run: set-wise passes over a whole batch run range by
+range (``StagingStore.source_ranges``) and must cover every record exactly once; a ranged memo
+must remember and reuse exactly what one pass would; a relation resolver that forgets its
+cache (``engine.relations.CACHE_LIMIT``) must still link every record.
 
 Real DuckDB files, real simulator over HTTP, real SQLite CRM.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from crmsync_pipelines.engine import Window
+from crmsync_pipelines.engine import Window, relations
 from crmsync_pipelines.staging import StagingStore
 from crmsync_tests.fixtures.engine import EngineEnv
 
@@ -109,3 +112,40 @@ def test_a_ranged_memo_remembers_and_reuses_every_clean_mapping(engine_env: Engi
             "SELECT count(DISTINCT source_id), count(*) FROM ledger WHERE run_id = 'run-2' AND entity = 'contact'"
         ).fetchone()
     assert ledgered == (contacts, contacts)  # every record once: unchanged or failed
+
+
+def test_a_resolver_past_its_cache_limit_still_links_every_contact(
+    engine_env: EngineEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relation cache is forgotten at every chunk (limit 0, chunks of 4 contacts): each
+    contact still points at its account's Daktela name, resolved again from staging (no CRM call)."""
+    monkeypatch.setattr(relations, "CACHE_LIMIT", 0)
+    engine = engine_env.engine()
+    engine.ctx.settings = dataclasses.replace(engine.ctx.settings, chunk_size=4)
+    all_time = Window(None, None)
+    engine.sync("account", all_time, "run-1")
+    lookups: list[int] = []
+    original = engine.staging.latest_raw
+
+    def latest_raw(entity: str, source_ids: Any) -> dict[str, dict[str, Any]]:
+        ids = list(source_ids)
+        lookups.append(len(ids))
+        return original(entity, ids)
+
+    engine.staging.latest_raw = latest_raw  # type: ignore[method-assign]
+    before = engine.ctx.api_snapshot()
+    contact = engine.sync("contact", all_time, "run-1")
+    assert engine.ctx.api_delta(before).get("crm", 0) == 1  # the contacts' own read, nothing per account
+    with sqlite3.connect(engine_env.crm_path) as con:
+        linked = dict(con.execute(
+            "SELECT id, account_id FROM contacts WHERE account_id IN (SELECT id FROM accounts)").fetchall())
+    # The simulator answers a contact's account expanded, as Daktela does: an object with its name.
+    loaded = {str(c["name"]): (c.get("account") or {}).get("name") for c in engine_env.sim.all("contacts")}
+    keys = dict(engine.staging.source_ids_for_keys("contact", loaded).items())
+    by_source = {sid: loaded[key] for key, sid in keys.items()}
+    checked = [cid for cid in linked if str(cid) in by_source]
+    assert len(checked) >= len(linked) // 2
+    assert all(by_source[str(cid)] == f"crm_acc_{linked[cid]}" for cid in checked)
+    assert contact[2].counts.get("created", 0) == len(loaded)
+    # Forgotten between chunks: an account referenced by two chunks was looked up again.
+    assert sum(lookups) > len(set(linked.values()))

@@ -18,6 +18,11 @@ from crmsync_pipelines.errors import ConfigError, MappingError
 
 Relations = dict[str, dict[str, str]]
 
+#: Related values a resolver remembers across chunks. Past this many it forgets them at the
+#: next chunk (they are resolved again from staging when referenced), so a run's memory stays
+#: bounded by a constant (~20 MB), not by the number of related records.
+CACHE_LIMIT = 100_000
+
 
 class RelationResolver:
     """Resolves relation values chunk by chunk, caching what it learned for the rest of the run."""
@@ -38,6 +43,10 @@ class RelationResolver:
         return entry.mapping
 
     def resolve(self, mapping: Any, records: Iterable[dict[str, Any]]) -> Relations:
+        """The relation values of one chunk of records: ``{related entity: {value: target}}``."""
+        if len(self._cache) > CACHE_LIMIT:  # at a chunk boundary: ``unresolved`` needs this chunk's entries
+            self._cache.clear()
+            self._unmappable.clear()
         relations: Relations = {}
         rules = [rule for rule in mapping.mappings if rule.relation is not None and rule.crm_field]
         if not rules:
