@@ -32,7 +32,7 @@ CHILD = textwrap.dedent(
 
     def slow_write(self, lookup_field, records):
         stored = write(self, lookup_field, records)  # committed in the CRM, not ledgered yet
-        time.sleep(0.05)
+        time.sleep(0.1)
         return stored
 
     SqlCrmAdapter.upsert_activities = slow_write
