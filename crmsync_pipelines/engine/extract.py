@@ -95,17 +95,28 @@ def _activity_records(ctx: EngineContext, window: Window) -> Iterator[dict[str, 
     entry = ctx.entity_config("activity")
     settle = timedelta(minutes=entry.settle_minutes)
     now = datetime.now(UTC)
-    seen: set[str] = set()
+    # The activities still waiting to settle (oldest first, at most 5,000): those the window does
+    # not read again are re-read by name afterwards. Kept instead of a set of every name read,
+    # and the settle bookkeeping is written every chunk, so memory does not grow with the window.
+    waiting = dict.fromkeys(name for name, _ in ctx.staging.unsettled())
     unsettled: list[tuple[str, str]] = []
     settled: list[str] = []
 
+    def flush() -> None:
+        ctx.staging.mark_unsettled(unsettled)
+        ctx.staging.clear_unsettled(settled)
+        unsettled.clear()
+        settled.clear()
+
     def track(row: dict[str, Any]) -> dict[str, Any]:
         name = str(row.get("name"))
-        seen.add(name)
+        waiting.pop(name, None)
         if _is_settled(ctx, row, settle, now):
             settled.append(name)
         else:
             unsettled.append((name, str(row.get("activity_type") or "")))
+        if len(settled) + len(unsettled) >= ctx.settings.chunk_size:
+            flush()
         return row
 
     # Only the fields the mapping and the engine read are requested (a fields[] projection).
@@ -115,15 +126,14 @@ def _activity_records(ctx: EngineContext, window: Window) -> Iterator[dict[str, 
         for row in ctx.daktela.iter_activities(str(activity_type), since=window.start, until=window.end,
                                                fields=wanted):
             yield track(row)
-    pending = [name for name, _ in ctx.staging.unsettled() if name not in seen]
+    pending = list(waiting)
     if pending:
         ctx.log.info("activity: re-reading %d activities that were not settled yet", len(pending))
         found = ctx.daktela.get_activities(pending)
         for row in found.values():
             yield track(row)
         settled.extend(name for name in pending if name not in found)  # deleted in Daktela: stop asking
-    ctx.staging.mark_unsettled(unsettled)
-    ctx.staging.clear_unsettled(settled)
+    flush()
 
 
 def extract_window(ctx: EngineContext, entity: str, window: Window, run_id: str) -> tuple[str, int]:
