@@ -198,7 +198,10 @@ def _baseline_tree(ref: str) -> Path | None:
         return None
     tree = Path(tempfile.mkdtemp(prefix="crmsync-activities-baseline-"))
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(tree, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4+: refuse links and paths leaving the dir
+            tar.extractall(tree, filter="data")
+        else:  # our own repository's archive
+            tar.extractall(tree)
     return tree
 
 
