@@ -317,15 +317,16 @@ def _result(engine: SyncEngine, run_id: str, window: Window | None, reports: lis
     rows = {str(row["entity"]): row for row in load_rows(reports)}
     counts: dict[str, dict[str, int]] = {}
     failures: dict[str, list[FailedRecord]] = {}
-    for row in _final_ledger_rows(engine, run_id):
-        entity = str(row["entity"])
+    # Each record once, with its final outcome (a transient failure retried at the end of the
+    # load counts once): counted in staging, only the failed records are read.
+    for entity, outcome, n in engine.staging.final_outcomes(run_id):
         counts.setdefault(entity, dict.fromkeys(OUTCOMES, 0))
-        outcome = str(row["outcome"])
-        counts[entity][outcome] = counts[entity].get(outcome, 0) + 1
-        if outcome == "failed":
-            failures.setdefault(entity, []).append(FailedRecord(
-                entity, str(row["source_id"]), str(row["error_class"] or "transient"),
-                str(row["error_message"] or ""), row["lookup_key"]))
+        counts[entity][outcome] = counts[entity].get(outcome, 0) + n
+    for row in engine.staging.final_failures(run_id):
+        entity = str(row["entity"])
+        failures.setdefault(entity, []).append(FailedRecord(
+            entity, str(row["source_id"]), str(row["error_class"] or "transient"),
+            str(row["error_message"] or ""), row["lookup_key"]))
     not_found: dict[str, int] = {}
     checks: dict[str, list[str]] = {}
     for report in reports:
@@ -364,15 +365,6 @@ def _api_calls(reports: list[StageReport], entity: str) -> dict[str, int]:
             for system, n in own.items():
                 calls[system] = calls.get(system, 0) + n
     return {k: v for k, v in calls.items() if v}
-
-
-def _final_ledger_rows(engine: SyncEngine, run_id: str) -> list[dict[str, Any]]:
-    """The last ledger row per (entity, record) of the run: a record retried inside the run
-    (a transient failure retried at the end of the load) counts once, with its final outcome."""
-    last: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in engine.staging.ledger_rows(run_id):
-        last[(str(row["entity"]), str(row["source_id"]))] = row
-    return list(last.values())
 
 
 __all__ = [

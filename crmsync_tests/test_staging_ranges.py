@@ -178,3 +178,27 @@ def test_activity_settle_bookkeeping_written_chunk_by_chunk_matches_the_window(d
     again = engine.sync("activity", later, "run-2")
     assert again[0].counts["extracted"] == len(before)  # every waiting one re-read by name, once
     assert again[-1].counts == {"updated": 1, "unchanged": len(before) - 1}
+
+
+def test_a_runs_final_outcomes_are_counted_in_staging_each_record_once(tmp_path: Path) -> None:
+    """The library's result counts each record once with its last ledger row of the run, in SQL
+    (not by reading every ledger row into memory); only the finally failed rows are read."""
+    from crmsync_pipelines.staging.store import RecordResult
+
+    store = StagingStore(tmp_path / "staging.duckdb")
+    store.record_results("run-1", "b", "contact", [
+        RecordResult("1", "failed", error_class="transient", error_message="503"),
+        RecordResult("2", "failed", error_class="validation", error_message="[required] phone"),
+        RecordResult("3", "created", lookup_key="crm_3"),
+    ])
+    store.record_results("run-2", "b2", "contact", [RecordResult("3", "failed", error_class="transient")])
+    store.record_results("run-1", "b", "contact", [RecordResult("1", "created", lookup_key="crm_1")])  # retried
+    store.record_results("run-1", "b", "account", [RecordResult("9", "unchanged", lookup_key="crm_acc_9")])
+    store.record_results("run-1", "b", "contact", [RecordResult("2", "failed", error_class="validation",
+                                                                error_message="[required] phone, again")])
+    assert store.final_outcomes("run-1") == [("contact", "created", 2), ("contact", "failed", 1),
+                                            ("account", "unchanged", 1)]
+    failed = store.final_failures("run-1")
+    assert [(r["entity"], r["source_id"], r["error_message"]) for r in failed] == [
+        ("contact", "2", "[required] phone, again")]
+    assert store.final_outcomes("run-3") == [] and store.final_failures("run-3") == []

@@ -974,6 +974,32 @@ class StagingStore:
             columns = [d[0] for d in cursor.description or []]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
+    #: The last ledger row of each record of a run (a record retried inside the run counts once).
+    _FINAL_ROWS = ("SELECT * FROM ledger WHERE run_id = ? QUALIFY row_number() OVER "
+                   "(PARTITION BY entity, source_id ORDER BY recorded_at DESC, rowid DESC) = 1")
+
+    def final_outcomes(self, run_id: str) -> list[tuple[str, str, int]]:
+        """(entity, outcome, records) of a run, each record counted once with its final outcome;
+        counted in SQL (a 500,000-record run is not read into memory), entities in the order
+        their records were first recorded."""
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT entity, outcome, count(*), min(min(recorded_at)) OVER (PARTITION BY entity) AS first "
+                f"FROM ({self._FINAL_ROWS}) GROUP BY entity, outcome ORDER BY first, entity, outcome",
+                [run_id],
+            ).fetchall()
+        return [(str(e), str(o), int(n)) for e, o, n, _ in rows]
+
+    def final_failures(self, run_id: str) -> list[dict[str, Any]]:
+        """The ledger rows of the records whose final outcome in the run is ``failed``, in the order recorded."""
+        with self.connect() as con:
+            cursor = con.execute(
+                f"SELECT * FROM ({self._FINAL_ROWS}) WHERE outcome = 'failed' ORDER BY recorded_at, entity, source_id",
+                [run_id],
+            )
+            columns = [d[0] for d in cursor.description or []]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
     # -- unsettled activities --------------------------------------------------------------------
     def mark_unsettled(self, rows: Sequence[tuple[str, str]]) -> None:
         unique = dict(rows)
