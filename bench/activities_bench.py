@@ -15,10 +15,11 @@ contact, the call record). One table:
    by record upserts and a DataFrame per ledger append), exported with ``git archive`` into a
    temp dir, and the working tree; each in a child process that times ``SyncEngine.sync`` only
    (not the interpreter start nor building the engine), with its extract / map / load stage
-   durations. ``--baseline-ref none`` (or no git checkout) leaves the baseline row out.
+   durations. The two alternate ``--sync-runs`` times (default 2) and each shows its fastest
+   run. ``--baseline-ref none`` (or no git checkout) leaves the baseline row out.
 
 Usage: ``.venv/bin/python bench/activities_bench.py [--activities N] [--latency-ms 5]
-[--baseline-ref REF|none]``.
+[--baseline-ref REF|none] [--sync-runs 2]``.
 """
 
 from __future__ import annotations
@@ -231,6 +232,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=5.0)
     parser.add_argument("--baseline-ref", default=BASELINE_REF,
                         help="git ref of the baseline full sync ('none' leaves it out)")
+    parser.add_argument("--sync-runs", type=int, default=2,
+                        help="runs of each full sync, alternating baseline and now; the fastest is shown")
     parser.add_argument("--child-sync", nargs=2, metavar=("BASE_URL", "TOKEN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_sync:
@@ -250,22 +253,39 @@ def main() -> None:
             ("iter_activities, whole activities (before)", lambda: reads(_iterate(base_url, token, None))),
             ("iter_activities, projected + prefetch (now)", lambda: reads(_iterate(base_url, token, fields))),
         ]
+        syncs: list[tuple[str, Any]] = []
         if baseline is not None:
-            cases.append((f"full activity sync into the SQL CRM, before ({args.baseline_ref[:10]})",
-                          lambda: _sync_in_child(base_url, token, baseline)))
-        cases.append(("full activity sync into the SQL CRM (now)", lambda: _sync_in_child(base_url, token, ROOT)))
+            syncs.append((f"full activity sync into the SQL CRM, before ({args.baseline_ref[:10]})",
+                           lambda: _sync_in_child(base_url, token, baseline)))
+        syncs.append(("full activity sync into the SQL CRM (now)", lambda: _sync_in_child(base_url, token, ROOT)))
         for label, work in cases:
             started = time.perf_counter()
-            try:
-                result = work()
-            except RuntimeError as exc:
-                if baseline is None or "before" not in label:
-                    raise
-                print(f"  {label}: left out, the baseline tree did not run ({exc})", flush=True)
-                continue
-            seconds = float(result.get("seconds", time.perf_counter() - started))
+            result = work()
+            seconds = time.perf_counter() - started
             rows.append((label, int(result["rows"]), seconds, result["stages"]))
             print(f"  {label}: {result['rows']:,} rows in {seconds:.2f}s", flush=True)
+        # The syncs alternate (before, now, now, before, ...) and each keeps its fastest run:
+        # on a shared machine the noise only ever adds time.
+        best: dict[str, tuple[str, int, float, dict[str, float]]] = {}
+        for round_ in range(max(1, args.sync_runs)):
+            for label, work in (syncs if round_ % 2 == 0 else syncs[::-1]):
+                try:
+                    result = work()
+                except RuntimeError as exc:
+                    if baseline is None or "before" not in label:
+                        raise
+                    print(f"  {label}: left out, the baseline tree did not run ({exc})", flush=True)
+                    syncs = [(other, run) for other, run in syncs if other != label]
+                    continue
+                seconds = float(result["seconds"])
+                print(f"  {label}: {result['rows']:,} rows in {seconds:.2f}s", flush=True)
+                if label not in best or seconds < best[label][2]:
+                    best[label] = (label, int(result["rows"]), seconds, result["stages"])
+        runs = f", best of {max(1, args.sync_runs)}" if args.sync_runs > 1 else ""
+        for label, _work in syncs:
+            if label in best:
+                _label, count, seconds, stages = best[label]
+                rows.append((f"{label}{runs}", count, seconds, stages))
     floor = rows[0][1] / rows[0][2]
     print(f"\n{args.activities:,} call activities, {args.latency_ms:g} ms simulator latency; "
           f"projection: {', '.join(fields)}; load average {os.getloadavg()[0]:.2f}")
