@@ -32,8 +32,8 @@ SCHEMA_VERSION = "1"
 #: DuckDB's buffer cache per connection: peak RSS stays flat in the number of records. Every
 #: statement over a whole batch either streams (and spills its joins to ``<file>.tmp``) or runs
 #: range by range (``StagingStore.source_ranges``), so this cap holds at 500,000 records; the
-#: sync process's peak is the Python baseline (~105 MB), DuckDB's own code and catalog (~40 MB),
-#: this cap and one chunk of records in Python.
+#: sync process's peak is Python with its imports (~60 MB), DuckDB's own code and catalog once a
+#: file is open (~35 MB), this cap and one chunk of records in Python.
 MEMORY_LIMIT = "64MB"
 #: Rows per statement of a set-wise pass over a whole batch (``StagingStore.source_ranges``).
 SET_CHUNK_ROWS = 5_000
