@@ -29,6 +29,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -208,9 +209,13 @@ def _baseline_tree(ref: str) -> Path | None:
 
 def _sync_in_child(base_url: str, token: str, code: Path) -> dict[str, Any]:
     """``_sync`` in a fresh interpreter importing ``crmsync_pipelines`` from ``code``."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(ROOT / "bench")])}
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-sync", base_url, token],
-                          capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
+    scratch = tempfile.mkdtemp(prefix="crmsync-activities-sync-")  # the child's CRM and staging, removed after
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(ROOT / "bench")]), "TMPDIR": scratch}
+    try:
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-sync", base_url, token],
+                              capture_output=True, text=True, env=env, cwd=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if done.returncode != 0:
         raise RuntimeError(f"the sync with {code} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -226,22 +231,9 @@ def _child_sync(base_url: str, token: str) -> None:
     print(json.dumps({**result, "code": str(Path(crmsync_pipelines.__file__).parent.parent)}))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--activities", type=int, default=20_000)
-    parser.add_argument("--latency-ms", type=float, default=5.0)
-    parser.add_argument("--baseline-ref", default=BASELINE_REF,
-                        help="git ref of the baseline full sync ('none' leaves it out)")
-    parser.add_argument("--sync-runs", type=int, default=2,
-                        help="runs of each full sync, alternating baseline and now; the fastest is shown")
-    parser.add_argument("--child-sync", nargs=2, metavar=("BASE_URL", "TOKEN"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child_sync:
-        _child_sync(*args.child_sync)
-        return
-    fields = bundled_fields()
-    baseline = None if args.baseline_ref == "none" else _baseline_tree(args.baseline_ref)
-    #: (label, rows, seconds, stage durations)
+def _run_cases(args: argparse.Namespace, fields: list[str],
+               baseline: Path | None) -> list[tuple[str, int, float, dict[str, float]]]:
+    """The table's rows: (label, rows, seconds, stage durations)."""
     rows: list[tuple[str, int, float, dict[str, float]]] = []
     with serve_activities(args.activities, args.latency_ms) as (base_url, token):
         def reads(count: int) -> dict[str, Any]:
@@ -286,6 +278,29 @@ def main() -> None:
             if label in best:
                 _label, count, seconds, stages = best[label]
                 rows.append((f"{label}{runs}", count, seconds, stages))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--activities", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=float, default=5.0)
+    parser.add_argument("--baseline-ref", default=BASELINE_REF,
+                        help="git ref of the baseline full sync ('none' leaves it out)")
+    parser.add_argument("--sync-runs", type=int, default=2,
+                        help="runs of each full sync, alternating baseline and now; the fastest is shown")
+    parser.add_argument("--child-sync", nargs=2, metavar=("BASE_URL", "TOKEN"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_sync:
+        _child_sync(*args.child_sync)
+        return
+    fields = bundled_fields()
+    baseline = None if args.baseline_ref == "none" else _baseline_tree(args.baseline_ref)
+    try:
+        rows = _run_cases(args, fields, baseline)
+    finally:
+        if baseline is not None:
+            shutil.rmtree(baseline, ignore_errors=True)
     floor = rows[0][1] / rows[0][2]
     print(f"\n{args.activities:,} call activities, {args.latency_ms:g} ms simulator latency; "
           f"projection: {', '.join(fields)}; load average {os.getloadavg()[0]:.2f}")
