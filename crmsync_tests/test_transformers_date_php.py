@@ -347,3 +347,38 @@ def test_numpy_values_are_read_like_python_ones() -> None:
     assert fmt(np.str_("15.1.2025"), to="Y-m-d") == "2025-01-15"
     with pytest.raises(RefusedValueError, match="expected a date string, got bool"):
         fmt(np.bool_(True), **{"from": "U", "to": "c"})
+
+
+# -- the fast paths (issue 15) write what the general ones wrote ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "params", "expected"),
+    [
+        # ``c`` for a 3-digit year and a local mean time offset (seconds dropped, as PHP):
+        ("0999-05-01 03:04:05", {"from": "Y-m-d H:i:s", "to": "c"}, "999-05-01T03:04:05+00:00"),
+        ("1850-01-01 00:00:00", {"from": "Y-m-d H:i:s", "from_tz": "Europe/Prague", "to": "c"},
+         "1850-01-01T00:00:00+00:57"),
+        ("1850-01-01 00:00:00", {"from": "Y-m-d H:i:s", "from_tz": "America/New_York", "to": "c"},
+         "1850-01-01T00:00:00-04:56"),
+        ("2026-11-01 08:00:00", {"from": "Y-m-d H:i:s", "from_tz": "Europe/Prague", "to": "c", "to_tz": "UTC"},
+         "2026-11-01T07:00:00+00:00"),
+        ("2024/1/5 7:05", {"from": "Y/m/d G:i", "from_tz": "Asia/Kolkata", "to": "c"}, "2024-01-05T07:05:00+05:30"),
+    ],
+)
+def test_plain_formats_and_c_render_as_before(value: str, params: dict[str, Any], expected: str) -> None:
+    assert fmt(value, **params) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2024-02-30 10:00:00", "day is out of range for month"),
+        ("2024-13-01 00:00:00", "month must be in 1..12"),
+        ("0000-01-01 00:00:00", "year 0 is out of range"),
+        ("2024-01-01 24:00:00", "hour must be in 0..23"),
+    ],
+)
+def test_plain_format_refusals_keep_their_reason(value: str, reason: str) -> None:
+    with pytest.raises(RefusedValueError, match=re.escape(f"{value!r} is not a real date or time: {reason}")):
+        fmt(value, **{"from": "Y-m-d H:i:s", "to": "c"})

@@ -150,7 +150,18 @@ def date_format(params: dict[str, Any], registry: TransformerRegistry) -> Compil
     epoch_input = source_format == "U"
     policy = on_invalid_param(params)
 
+    def text_moment(value: str) -> datetime:
+        try:
+            moment = _parse_text(value, parser)
+        except ImpossibleDateError as exc:
+            raise ValueError(f"{quote(value)} is not a real date or time: {exc}") from None
+        if moment is None:
+            raise ValueError(f"cannot parse {quote(value)} as a date (format {source_format!r} or ISO-8601)")
+        return moment
+
     def moment_of(value: Any) -> datetime:
+        if type(value) is str:  # the usual value first: none of the checks below matches a str
+            return text_moment(value)
         if isinstance(value, datetime):
             return value
         if isinstance(value, date):
@@ -161,14 +172,7 @@ def date_format(params: dict[str, Any], registry: TransformerRegistry) -> Compil
             except (OverflowError, OSError, ValueError):
                 raise ValueError(f"{quote(value)} is out of range for a Unix time") from None
         if isinstance(value, str):
-            value = str(value)  # np.str_ and other subclasses
-            try:
-                moment = _parse_text(value, parser)
-            except ImpossibleDateError as exc:
-                raise ValueError(f"{quote(value)} is not a real date or time: {exc}") from None
-            if moment is None:
-                raise ValueError(f"cannot parse {quote(value)} as a date (format {source_format!r} or ISO-8601)")
-            return moment
+            return text_moment(str(value))  # np.str_ and other subclasses
         raise ValueError(f"expected a date string, got {type(value).__name__} {quote(value)}")
 
     def run(value: Any) -> Any:

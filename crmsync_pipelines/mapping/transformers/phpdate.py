@@ -56,6 +56,19 @@ def _hour12(dt: datetime) -> int:
     return dt.hour % 12 or 12
 
 
+def _iso8601(dt: datetime) -> str:
+    """PHP's ``c``: ``2004-02-12T15:19:21+00:00`` (seconds of an offset are dropped, as PHP does).
+
+    ``isoformat`` writes the same text 2-3x faster wherever it agrees with ``strftime``: a
+    4-digit year and an offset in whole minutes (it would add ``:SS`` for a local mean time).
+    """
+    offset = dt.utcoffset()
+    whole_minutes = offset is not None and not offset.seconds % 60 and not offset.microseconds
+    if whole_minutes and type(dt) is datetime and dt.year >= 1000:
+        return dt.isoformat(timespec="seconds")
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + _offset(dt, True)
+
+
 _RENDER: dict[str, Callable[[datetime], str]] = {
     "d": lambda dt: f"{dt.day:02d}",
     "D": lambda dt: DAYS[dt.weekday()][:3],
@@ -92,7 +105,7 @@ _RENDER: dict[str, Callable[[datetime], str]] = {
     "p": lambda dt: _offset(dt, True, z_for_utc=True),
     "T": _abbreviation,
     "Z": lambda dt: str(int((dt.utcoffset() or timedelta(0)).total_seconds())),
-    "c": lambda dt: dt.strftime("%Y-%m-%dT%H:%M:%S") + _offset(dt, True),
+    "c": _iso8601,
     "r": lambda dt: (
         f"{DAYS[dt.weekday()][:3]}, {dt.day:02d} {MONTHS[dt.month - 1][:3]} {dt.year:04d} "
         f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} {_offset(dt, False)}"
@@ -132,6 +145,8 @@ def compile_renderer(fmt: str) -> Callable[[datetime], str]:
     if all(isinstance(part, str) for part in parts):
         constant = "".join(part for part in parts if isinstance(part, str))
         return lambda dt: constant
+    if len(parts) == 1 and not isinstance(parts[0], str):
+        return parts[0]  # one letter (``c``, ``U``): no join per value
     return lambda dt: "".join(part if isinstance(part, str) else part(dt) for part in parts)
 
 
@@ -191,6 +206,9 @@ _SPECIAL: dict[str, str] = {
     "!": "",  # resets: unparsed fields are always the epoch's (never the current time) here
     "|": "",
 }
+
+#: Components ``_build`` reads as plain integers, in ``datetime``'s argument order.
+_PLAIN = ("year", "month", "day", "hour", "minute", "second")
 
 _TIME_COMPONENTS = frozenset({"hour", "hour12", "minute", "second", "micro", "milli", "epoch", "iso"})
 
@@ -254,6 +272,9 @@ class PhpDateParser:
     fmt: str
     pattern: re.Pattern[str]
     components: tuple[str, ...]
+    #: The format reads year, month, day[, hour[, minute[, second]]] as plain numbers in this
+    #: order (``Y-m-d H:i:s``, ``Y/m/d G:i``): ``parse`` builds the datetime without ``_build``.
+    plain: bool = False
 
     @property
     def has_time(self) -> bool:
@@ -267,6 +288,11 @@ class PhpDateParser:
         match = self.pattern.fullmatch(text.strip())
         if match is None:
             return None
+        if self.plain:
+            try:
+                return datetime(*map(int, match.groups()))  # type: ignore[arg-type]  # 3-6 ints: never tzinfo
+            except (ValueError, OverflowError) as exc:  # as _build's, below
+                raise ImpossibleDateError(str(exc)) from None
         found: dict[str, str] = {}
         for name, value in zip(self.components, match.groups(), strict=True):
             found[name] = value
@@ -370,4 +396,5 @@ def compile_parser(fmt: str) -> PhpDateParser:
         raise ValueError(f"format letter 'z' must follow a year (Y or y) in {fmt!r}, as in PHP")
     if trailing:
         regex += r"(?s:.*)"
-    return PhpDateParser(fmt, re.compile(regex), tuple(components))
+    plain = len(components) >= 3 and tuple(components) == _PLAIN[: len(components)]
+    return PhpDateParser(fmt, re.compile(regex), tuple(components), plain)
