@@ -39,45 +39,53 @@ def type_code(activity_type: str) -> str:
         raise ValueError(f"unknown activity type {activity_type!r}; allowed: {allowed}") from None
 
 
+_SCALAR_CLASSES = (str, int, float, bool)
+#: The exact types JSON decodes scalars to: a set lookup instead of ``isinstance`` per value.
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+#: Top-level keys the first pass leaves to the relation and item passes (or drops).
+_NOT_COPIED = frozenset((*RELATIONS, "_sys", "item", "customFields"))
+
+
 def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool))
+    return type(value) in _SCALAR_TYPES or isinstance(value, _SCALAR_CLASSES)
 
 
-def _relation_parts(value: Any) -> tuple[Any, Any, dict[str, Any]]:
-    """(name, title, the object) of a relation given as an object, a bare name or null."""
-    if isinstance(value, dict):
-        name = value.get("name")
-        if isinstance(name, int) and not isinstance(name, bool):
-            name = str(name)
-        return (name if name != "" else None), value.get("title"), value
-    if value is None or value == "" or value == []:
-        return None, None, {}
-    return str(value), None, {}
+def _relation_name(value: dict[str, Any]) -> Any:
+    """The name of a relation given as an object (an int name as text, ``""`` as None)."""
+    name = value.get("name")
+    if type(name) is int or (isinstance(name, int) and not isinstance(name, bool)):
+        return str(name)
+    return name if name != "" else None
 
 
 def _flatten_item(item: dict[str, Any], row: dict[str, Any]) -> None:
     for key, value in item.items():
-        if key in ("_sys", "customFields"):
+        if key == "_sys" or key == "customFields":
             continue
         if isinstance(value, dict):
             if "name" in value:
-                row[f"item_{key}_name"] = _relation_parts(value)[0]
+                row[f"item_{key}_name"] = _relation_name(value)
         elif _is_scalar(value):
             row[f"item_{key}"] = value
 
 
 def flatten_activity(record: dict[str, Any], activity_type: str | None = None) -> dict[str, Any]:
-    """One flat row; ``activity_type`` defaults to the type derived from ``record["type"]``."""
+    """One flat row; ``activity_type`` defaults to the type derived from ``record["type"]``.
+
+    Runs once per activity read, on the thread that stages them while the next page is
+    fetched: type checks are set lookups and the relations are unrolled (issue 15).
+    """
     row: dict[str, Any] = {}
+    scalar_types = _SCALAR_TYPES
     for key, value in record.items():
-        if key in RELATIONS or key in ("_sys", "item", "customFields"):
+        if key in _NOT_COPIED:
             continue
-        if _is_scalar(value):
+        if type(value) in scalar_types or isinstance(value, _SCALAR_CLASSES):
             row[key] = value
         elif isinstance(value, dict) and "name" in value:
-            row[f"{key}_name"] = _relation_parts(value)[0]
+            row[f"{key}_name"] = _relation_name(value)
         elif isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
-            row[key] = [_relation_parts(v)[0] for v in value]
+            row[key] = [_relation_name(v) for v in value]
     name = row.get("name")
     if isinstance(name, int) and not isinstance(name, bool):
         row["name"] = name = str(name)
@@ -86,11 +94,20 @@ def flatten_activity(record: dict[str, Any], activity_type: str | None = None) -
     row["activity_type"] = activity_type or (ACTIVITY_TYPES_BY_CODE.get(code) if isinstance(code, str) else None)
 
     for relation in RELATIONS:
-        rel_name, rel_title, rel_obj = _relation_parts(record.get(relation))
+        value = record.get(relation)
+        if isinstance(value, dict):
+            rel_name = _relation_name(value)
+            row[f"{relation}_name"] = rel_name
+            row[f"{relation}_title"] = value.get("title")
+            if relation == "user":
+                row["user_email"] = value.get("email") or value.get("emailAuth") or None
+                row["user_login"] = rel_name
+            continue
+        rel_name = None if value is None or value == "" or value == [] else str(value)
         row[f"{relation}_name"] = rel_name
-        row[f"{relation}_title"] = rel_title
+        row[f"{relation}_title"] = None
         if relation == "user":
-            row["user_email"] = rel_obj.get("email") or rel_obj.get("emailAuth") or None
+            row["user_email"] = None
             row["user_login"] = rel_name
 
     item = record.get("item")
