@@ -80,7 +80,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/mapping_bench.py
 	$(BIN)/python bench/daktela_read_bench.py
 	$(BIN)/python bench/crm_iter_bench.py
-	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/pipeline_bench.py --defaults --scale 10000,50000,200000
 	$(BIN)/python bench/webhook_bench.py
 	$(BIN)/python bench/activities_bench.py
 	$(BIN)/python bench/raynet_bench.py

@@ -241,11 +241,15 @@ def _defaults_table(latency_ms: float, accounts: int, contacts: int, capped_reco
     capped_run = _first_sync(f"new defaults, server allows {capped} concurrent, {capped_latency_ms:g} ms",
                              capped_latency_ms, NEW_DEFAULTS, capped_accounts, capped_records - capped_accounts,
                              max_concurrent=capped)
+    raw = _raw_http(capped_latency_ms, int(capped_run["writes"]), capped, max_concurrent=capped)
+    raw.update(label=f"raw HTTP POSTs, {capped} threads, same server (no engine)", calls=raw["records"],
+               writes=raw["records"])
+    print(f"  {raw['label']}: {raw['records']:,} POSTs in {raw['seconds']:.1f}s", flush=True)
     lines = []
-    for r in [*rows, capped_run]:
+    for r in [*rows, capped_run, raw]:
         pace = r.get("pace") or {}
-        lat = capped_latency_ms if r is capped_run else latency_ms
-        ideal = r["writes"] * lat / 1000 / capped if r is capped_run else None
+        lat = capped_latency_ms if r is capped_run or r is raw else latency_ms
+        ideal = r["writes"] * lat / 1000 / capped if r is capped_run or r is raw else None
         lines.append(f"{r['label']:<52} | {r['records']:>7,} | {r['calls']:>7,} | {r['seconds']:>7.1f} | "
                      f"{r['records'] / r['seconds']:>9,.0f} | {pace.get('peak', '-')!s:>5} | "
                      f"{pace.get('overloads', '-')!s:>9} | "
@@ -341,11 +345,11 @@ def _raw_http_child(base_url: str, token: str, n: int, threads: int, out: mp.Que
              "staging_s": 0.0, "rss_mb": _peak_rss_mb()})
 
 
-def _raw_http(latency_ms: float, n: int, threads: int) -> dict[str, Any]:
+def _raw_http(latency_ms: float, n: int, threads: int, max_concurrent: int | None = None) -> dict[str, Any]:
     """The achievable floor of this machine: the same number of writes as raw HTTP POSTs against
     a fresh simulator (its own process) at the same latency. Per-request costs that no sync
     engine can avoid (HTTP client and server CPU, loopback syscalls, timer slack) show here."""
-    sim = _Simulator(latency_ms)
+    sim = _Simulator(latency_ms, max_concurrent)
     try:
         ctx = mp.get_context("spawn")
         out: mp.Queue = ctx.Queue()
