@@ -1,6 +1,8 @@
-"""Memory bounded by a chunk, not by the run: set-wise passes over a whole batch run range by
-range (``StagingStore.source_ranges``) and must cover every record exactly once; a ranged memo
-must remember and reuse exactly what one pass would; a relation resolver that forgets its
+"""Memory bounded by a chunk, not by the run, and cost linear in it: the memo is saved range by
+range (``StagingStore.save_memo``) and landed records are read back chunk by chunk
+(``StagingStore.iter_landed``); both must cover every record exactly once; a ranged memo
+must remember and reuse exactly what one pass would; auto-contacts are made for every landed
+account in chunks of 3; a relation resolver that forgets its
 cache (``engine.relations.CACHE_LIMIT``) must still link every record.
 
 Real DuckDB files, real simulator over HTTP, real SQLite CRM.
@@ -18,6 +20,7 @@ import pytest
 
 from crmsync_pipelines.engine import Window, relations
 from crmsync_pipelines.staging import StagingStore
+from crmsync_pipelines.staging.store import MappedRow, RecordResult
 from crmsync_tests.fixtures.engine import EngineEnv
 
 #: Ids that sort in surprising ways: padded, empty-looking, non-ASCII, numeric-looking, a prefix of another.
@@ -25,60 +28,114 @@ IDS = [" padded ", "10", "2", "a", "a ", "ab", "Ž", "žluťoučký", "<no-id>:0
 
 
 def _staged(tmp_path: Path, ids: list[str]) -> tuple[StagingStore, str]:
+    """A contact batch of ``ids``, each mapped clean except ids starting with ``-`` (quarantined)."""
     store = StagingStore(tmp_path / "staging.duckdb")
     batch = store.new_batch("contact", "window", "run-1", None, None)
     store.insert_raw(batch, "contact", [(sid, {"id": sid}) for sid in ids])
     store.finish_extract(batch)
+    store.insert_mapped(batch, "contact", [_mapped(sid) for sid in ids])
     return store, batch
 
 
-def _covered(store: StagingStore, batch: str, ranges: list[tuple[str, str | None]]) -> list[str]:
-    """The ids each range selects, in range order, with the same condition the passes use."""
-    seen: list[str] = []
+def _mapped(sid: str, version: str = "1") -> MappedRow:
+    if sid.startswith("-"):
+        return MappedRow(sid, None, None, None, "validation", "[required] name")
+    return MappedRow(sid, f"crm_{sid}", {"name": sid, "v": version}, f"h{sid}.{version}", None, None)
+
+
+def _memo(store: StagingStore) -> dict[str, tuple[str, str]]:
     with store.connect() as con:
-        for after, up_to in ranges:
-            rows = con.execute(
-                f"SELECT source_id FROM raw_records r WHERE batch_id = ? AND {store._in_range('r')} "
-                "ORDER BY source_id", [batch, after, up_to, up_to],
-            ).fetchall()
-            seen.extend(str(r[0]) for r in rows)
-    return seen
+        rows = con.execute("SELECT source_id, mapping_version, payload_hash FROM map_memo").fetchall()
+    assert len(rows) == len({r[0] for r in rows})  # one memo row per record
+    return {str(s): (str(v), str(h)) for s, v, h in rows}
+
+
+def _scratch(store: StagingStore) -> int:
+    with store.connect() as con:
+        counts = [con.execute(f"SELECT count(*) FROM {t}").fetchone() for t in ("memo_pending", "landed_chunks")]
+    return sum(int(row[0]) for row in counts if row)
+
+
+CLEAN = [sid for sid in IDS if not sid.startswith("-")]
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, len(IDS) - 1, len(IDS), len(IDS) + 1, 1000])
-def test_ranges_cover_every_record_exactly_once(tmp_path: Path, size: int) -> None:
+def test_a_ranged_memo_save_covers_every_clean_record_exactly_once(tmp_path: Path, size: int) -> None:
+    """Saved ``size`` rows per transaction: every clean row once (none twice, none left out),
+    quarantined and excluded rows never, and the scratch rows gone afterwards."""
     store, batch = _staged(tmp_path, IDS)
     store.set_chunk_rows = size
-    ranges = store.source_ranges("raw_records", batch)
-    seen = _covered(store, batch, ranges)
-    assert sorted(seen) == sorted(IDS)
-    assert len(seen) == len(set(seen)) == len(IDS)
-    # Each range holds at most ``size`` rows; only the last is open-ended.
-    per_range = [len(_covered(store, batch, [r])) for r in ranges]
-    assert max(per_range) <= size
-    assert [up_to is None for _, up_to in ranges] == [False] * (len(ranges) - 1) + [True]
-    assert len(ranges) == len(IDS) // size + 1
+    saved = store.save_memo(batch, "contact", "v1", [], exclude=["a "])
+    expected = {sid: ("v1", f"h{sid}.1") for sid in CLEAN if sid != "a "}
+    assert saved == len(expected)
+    assert _memo(store) == expected
+    assert _scratch(store) == 0
 
 
-def test_ranges_of_an_empty_batch_select_nothing(tmp_path: Path) -> None:
-    store, batch = _staged(tmp_path, [])
-    ranges = store.source_ranges("raw_records", batch)
-    assert ranges == [("", None)]
-    assert _covered(store, batch, ranges) == []
+@pytest.mark.parametrize("size", [1, 2, 3, 1000])
+def test_a_memo_save_writes_only_what_changed_even_with_gaps_in_its_ranges(tmp_path: Path, size: int) -> None:
+    """Rows the memo already holds as they are are dropped before the ranged save; the rest
+    (every other row: numbers with gaps) are still all saved; nothing else is touched."""
+    store, batch = _staged(tmp_path, IDS)
+    store.set_chunk_rows = size
+    assert store.save_memo(batch, "contact", "v1", []) == len(CLEAN)
+    assert store.save_memo(batch, "contact", "v1", []) == 0  # nothing changed: nothing written
+    changed = CLEAN[::2]
+    store.clear_mapped(batch)
+    store.insert_mapped(batch, "contact", [_mapped(sid, "2" if sid in changed else "1") for sid in IDS])
+    assert store.save_memo(batch, "contact", "v1", []) == len(changed)
+    assert _memo(store) == {sid: ("v1", f"h{sid}.{2 if sid in changed else 1}") for sid in CLEAN}
+    # A new mapping version: every clean row again.
+    assert store.save_memo(batch, "contact", "v2", []) == len(CLEAN)
+    assert {v for v, _ in _memo(store).values()} == {"v2"}
+    assert _scratch(store) == 0
 
 
-def test_ranges_stay_inside_their_batch(tmp_path: Path) -> None:
+def test_a_memo_save_stays_inside_its_batch(tmp_path: Path) -> None:
     store, batch = _staged(tmp_path, IDS)
     other = store.new_batch("contact", "window", "run-2", None, None)
-    store.insert_raw(other, "contact", [(sid, {"id": sid}) for sid in ["0", "b", "zz", "a"]])
+    store.insert_raw(other, "contact", [(sid, {"id": sid}) for sid in ["0", "b", "zz"]])
+    store.insert_mapped(other, "contact", [_mapped(sid) for sid in ["0", "b", "zz"]])
     store.set_chunk_rows = 2
-    assert sorted(_covered(store, batch, store.source_ranges("raw_records", batch))) == sorted(IDS)
+    store.save_memo(batch, "contact", "v1", [])
+    assert set(_memo(store)) == set(CLEAN)
 
 
-def test_ranges_refuse_an_unknown_table(tmp_path: Path) -> None:
-    store, batch = _staged(tmp_path, IDS)
-    with pytest.raises(ValueError, match="ledger"):
-        store.source_ranges("ledger", batch)
+def _ledger(store: StagingStore) -> list[str]:
+    """Records of run-1/batch b, with every outcome; returns the ids that landed, sorted."""
+    outcomes = ["created", "updated", "unchanged", "failed", "skipped"]
+    results = [RecordResult(sid, outcomes[i % 5], lookup_key=f"crm_{sid}",
+                            error_class="transient" if i % 5 == 3 else None)
+               for i, sid in enumerate(IDS)]
+    results.append(RecordResult("no-key", "created"))  # no lookup key: nothing to pair with
+    store.record_results("run-1", "b", "account", results)
+    store.record_results("run-1", "b", "account", [RecordResult(IDS[0], "updated", lookup_key=f"crm_{IDS[0]}")])
+    store.record_results("run-2", "b", "account", [RecordResult("other-run", "created", lookup_key="x")])
+    store.record_results("run-1", "b2", "account", [RecordResult("other-batch", "created", lookup_key="x")])
+    store.record_results("run-1", "b", "contact", [RecordResult("other-entity", "created", lookup_key="x")])
+    return sorted(sid for i, sid in enumerate(IDS) if i % 5 < 3)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, len(IDS), 1000])
+def test_landed_records_come_back_once_each_in_chunks_by_source_id(tmp_path: Path, size: int) -> None:
+    store = StagingStore(tmp_path / "staging.duckdb")
+    landed = _ledger(store)
+    chunks = list(store.iter_landed("run-1", "b", "account", size))
+    assert all(0 < len(c) <= size for c in chunks)
+    pairs = [pair for chunk in chunks for pair in chunk]
+    assert pairs == [(sid, f"crm_{sid}") for sid in landed]  # once each (retried included), in order
+    assert _scratch(store) == 0
+    assert list(store.iter_landed("run-9", "b", "account", size)) == []
+
+
+def test_landed_records_left_half_read_are_cleaned_up(tmp_path: Path) -> None:
+    store = StagingStore(tmp_path / "staging.duckdb")
+    landed = _ledger(store)
+    chunks = store.iter_landed("run-1", "b", "account", 2)
+    assert [sid for sid, _ in next(chunks)] == landed[:2]
+    chunks.close()  # the consumer stopped early (an exception, a break)
+    assert _scratch(store) == 0
+    assert [sid for chunk in store.iter_landed("run-1", "b", "account", 2) for sid, _ in chunk] == landed
 
 
 def _count(env: EngineEnv, table: str) -> int:
@@ -202,3 +259,26 @@ def test_a_runs_final_outcomes_are_counted_in_staging_each_record_once(tmp_path:
     assert [(r["entity"], r["source_id"], r["error_message"]) for r in failed] == [
         ("contact", "2", "[required] phone, again")]
     assert store.final_outcomes("run-3") == [] and store.final_failures("run-3") == []
+
+
+def test_auto_contacts_are_made_for_every_landed_account_in_chunks_of_3(engine_env: EngineEnv) -> None:
+    """The accounts that landed are read back in chunks of 3 (``iter_landed``): every one gets
+    its auto-contact decision exactly once, and each created contact is in Daktela."""
+    engine = engine_env.engine(contacts=False, auto_contact=True, skip_if_exists="[]")
+    engine.ctx.settings = dataclasses.replace(engine.ctx.settings, chunk_size=3)
+    load = engine.sync("account", Window(None, None), "run-1")[-1]
+    accounts = _count(engine_env, "accounts")
+    assert accounts > 6  # more than two chunks, the last one short
+    with engine.staging.connect() as con:
+        landed = {str(r[0]) for r in con.execute(
+            "SELECT source_id FROM ledger WHERE run_id = 'run-1' AND entity = 'account' "
+            "AND outcome IN ('created', 'updated', 'unchanged')").fetchall()}
+        decided = con.execute(
+            "SELECT source_id, outcome FROM ledger WHERE run_id = 'run-1' AND entity = 'auto_contact'").fetchall()
+    assert len(landed) == accounts
+    assert len(decided) == len({sid for sid, _ in decided})  # once each
+    assert {str(sid) for sid, _ in decided} <= landed
+    assert len(decided) + load.counts.get("auto_contact_skipped_empty", 0) == accounts
+    created = [str(sid) for sid, outcome in decided if outcome == "created"]
+    assert created and load.counts["auto_contact_created"] == len(created)
+    assert all(engine_env.sim.get("contacts", f"crm_acc_contact_{sid}") is not None for sid in created)

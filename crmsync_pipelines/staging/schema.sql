@@ -61,6 +61,20 @@ CREATE TABLE IF NOT EXISTS map_memo (
     PRIMARY KEY (entity, source_id)
 );
 
+-- Scratch: the memo rows a batch's mapping is about to save (``StagingStore.save_memo``), numbered
+-- so they are saved range by range (removed once saved). A table in the file, not a temporary
+-- one: its rows spill to the file instead of counting against DuckDB's memory limit.
+CREATE TABLE IF NOT EXISTS memo_pending (
+    batch_id VARCHAR NOT NULL,
+    n BIGINT NOT NULL,
+    source_id VARCHAR NOT NULL,
+    raw_hash VARCHAR NOT NULL,
+    witness VARCHAR NOT NULL,
+    lookup_key VARCHAR,
+    payload JSON,
+    payload_hash VARCHAR
+);
+
 -- The latest mapping of a source id to its target key (relations resolve through this).
 CREATE TABLE IF NOT EXISTS key_map (
     entity VARCHAR NOT NULL,
@@ -119,6 +133,17 @@ CREATE TABLE IF NOT EXISTS ledger (
     payload_hash VARCHAR,
     note VARCHAR,
     recorded_at TIMESTAMPTZ NOT NULL
+);
+
+-- Scratch: the records of a run and batch that landed (``StagingStore.iter_landed``), numbered
+-- by source id so each chunk reads its own range (removed when the iteration ends).
+CREATE TABLE IF NOT EXISTS landed_chunks (
+    run_id VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    entity VARCHAR NOT NULL,
+    n BIGINT NOT NULL,
+    source_id VARCHAR NOT NULL,
+    lookup_key VARCHAR NOT NULL
 );
 
 -- Records that failed and have not succeeded since: the dead-letter queue.

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,11 +31,11 @@ _PROCESS_LOCKS_GUARD = threading.Lock()
 SCHEMA_VERSION = "1"
 #: DuckDB's buffer cache per connection: peak RSS stays flat in the number of records. Every
 #: statement over a whole batch either streams (and spills its joins to ``<file>.tmp``) or runs
-#: range by range (``StagingStore.source_ranges``), so this cap holds at 500,000 records; the
+#: range by range (``StagingStore.save_memo``), so this cap holds at 500,000 records; the
 #: sync process's peak is Python with its imports (~60 MB), DuckDB's own code and catalog once a
 #: file is open (~35 MB), this cap and one chunk of records in Python.
 MEMORY_LIMIT = "64MB"
-#: Rows per statement of a set-wise pass over a whole batch (``StagingStore.source_ranges``).
+#: Rows per transaction of a ranged pass over a whole batch (``StagingStore.save_memo``).
 SET_CHUNK_ROWS = 5_000
 
 
@@ -108,7 +108,7 @@ class StagingStore:
             self._lock = _PROCESS_LOCKS.setdefault(str(self.path.resolve()), threading.RLock())
         self._schema_ready = False
         self._local = threading.local()
-        #: Rows per range of the set-wise passes over a batch (``source_ranges``).
+        #: Rows per range of the ranged passes over a batch (``save_memo``).
         self.set_chunk_rows = SET_CHUNK_ROWS
 
     # -- connections -------------------------------------------------------------------------
@@ -527,35 +527,6 @@ class StagingStore:
             if len(rows) < chunk_size:
                 return
 
-    # -- set-wise passes over a whole batch, range by range -----------------------------------
-    def source_ranges(self, table: str, batch_id: str) -> list[tuple[str, str | None]]:
-        """Keyset ranges ``(after, up_to)`` of the batch's source ids in ``table``, each holding at
-        most ``set_chunk_rows`` rows (``up_to`` None: to the end); together they cover every
-        row exactly once (``source_id > after AND source_id <= up_to``).
-
-        A set-wise statement over a big batch runs range by range, each in its own transaction
-        (under ``hold``), so DuckDB's working memory and the uncommitted rows it holds are
-        bounded by ``set_chunk_rows``, not by the batch. Needed where a statement updates rows
-        of an indexed table in place (``INSERT OR REPLACE INTO map_memo``: DuckDB keeps the old
-        values in memory until commit; over 200,000 records it ran out of ``MEMORY_LIMIT``).
-        """
-        if table not in ("raw_records", "mapped_records"):
-            raise ValueError(f"no source id ranges for table {table!r}")
-        with self.connect() as con:
-            rows = con.execute(
-                f"SELECT source_id FROM (SELECT source_id, row_number() OVER (ORDER BY source_id) AS n "
-                f"FROM {table} WHERE batch_id = ?) WHERE n % ? = 0 ORDER BY source_id",
-                [batch_id, max(1, self.set_chunk_rows)],
-            ).fetchall()
-        bounds = [str(r[0]) for r in rows]
-        return list(zip(["", *bounds], [*bounds, None], strict=True))
-
-    @staticmethod
-    def _in_range(alias: str) -> str:
-        """The SQL condition of one ``source_ranges`` range on ``<alias>.source_id`` (params:
-        after, up_to, up_to). Every side of a join gets it, so no side is read (or hashed) whole."""
-        return f"{alias}.source_id > ? AND (?::VARCHAR IS NULL OR {alias}.source_id <= ?)"
-
     # -- map memo (mapping skipped for unchanged raw payloads) -----------------------------------
     @contextmanager
     def _witness(self, relations: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str, list[Any]]]:
@@ -619,36 +590,59 @@ class StagingStore:
         return int(row[0]) if row else 0
 
     def save_memo(self, batch_id: str, entity: str, version: str, relations: Sequence[tuple[str, str]],
-                  exclude: Iterable[str] = ()) -> None:
+                  exclude: Iterable[str] = ()) -> int:
         """Remember the clean mappings of this batch (valid rows, minus ``exclude``: rows whose
-        transformers refused a value, so their refusals are counted again on every run).
+        transformers refused a value, so their refusals are counted again on every run); returns
+        how many memo rows were written (new or different ones only).
 
-        Done range by range (``source_ranges``), each range committed on its own.
+        Linear in the batch: one streaming pass appends the batch's clean mapped rows with their
+        raw hash and relation witness to the scratch table ``memo_pending``, numbered (``n``) in
+        the order appended; one join without payloads drops those the memo already holds as they
+        are. Then ``INSERT OR REPLACE`` saves them ``set_chunk_rows`` numbers at a time, each
+        range its own transaction: DuckDB holds replaced memo rows in memory until commit (one
+        statement over 200,000 records ran out of ``MEMORY_LIMIT``). ``n`` grows with the
+        scratch table's storage order, so a range's min/max zone maps skip every other row
+        group: no range re-scans the batch (the ranges of source ids this replaced did, N²).
         """
         witness_params = [path for _, path in relations]
         skipped = sorted(set(exclude))
         with self._witness(relations) as (joins, witness, join_params):
-            for after, up_to in self.source_ranges("mapped_records", batch_id):
-                bounds = (after, up_to, up_to)
+            try:
                 with self.connect() as con:
+                    con.execute("DELETE FROM memo_pending WHERE batch_id = ?", [batch_id])
                     con.execute(
-                        "INSERT OR REPLACE INTO map_memo "
-                        "SELECT w.entity, w.source_id, w.raw_hash, ?, w.witness, m.lookup_key, m.payload, "
-                        "m.payload_hash FROM mapped_records m JOIN (SELECT r.batch_id, r.source_id, r.entity, "
-                        f"r.raw_hash, {witness} AS witness FROM raw_records r {joins} "
-                        f"WHERE r.batch_id = ? AND {self._in_range('r')}) w "
+                        "INSERT INTO memo_pending SELECT m.batch_id, row_number() OVER () AS n, "
+                        "w.source_id, w.raw_hash, w.witness, m.lookup_key, m.payload, m.payload_hash "
+                        "FROM mapped_records m JOIN (SELECT r.batch_id, r.source_id, r.raw_hash, "
+                        f"{witness} AS witness FROM raw_records r {joins} WHERE r.batch_id = ?) w "
                         "ON w.batch_id = m.batch_id AND w.source_id = m.source_id "
-                        "LEFT JOIN (SELECT o.source_id, o.raw_hash, o.mapping_version, o.relation_witness, "
-                        f"o.payload_hash FROM map_memo o WHERE o.entity = ? AND {self._in_range('o')}) o "
-                        "ON o.source_id = w.source_id "
-                        f"WHERE m.batch_id = ? AND {self._in_range('m')} AND m.invalid_class IS NULL "
-                        "AND w.raw_hash IS NOT NULL "
-                        "AND w.witness IS NOT NULL AND NOT list_contains(?::VARCHAR[], m.source_id) "
-                        "AND (o.source_id IS NULL OR o.raw_hash <> w.raw_hash OR o.mapping_version <> ? "
-                        "OR o.relation_witness <> w.witness OR o.payload_hash IS DISTINCT FROM m.payload_hash)",
-                        [version, *witness_params, *join_params, batch_id, *bounds, entity, *bounds, batch_id,
-                         *bounds, skipped, version],
+                        "WHERE m.batch_id = ? AND m.invalid_class IS NULL AND w.raw_hash IS NOT NULL "
+                        "AND w.witness IS NOT NULL AND NOT list_contains(?::VARCHAR[], m.source_id)",
+                        [*witness_params, *join_params, batch_id, batch_id, skipped],
                     )
+                    # Rows the memo already holds as they are need no save (an anti-join without payloads).
+                    con.execute(
+                        "DELETE FROM memo_pending p USING map_memo o WHERE p.batch_id = ? AND o.entity = ? "
+                        "AND o.source_id = p.source_id AND o.raw_hash = p.raw_hash AND o.mapping_version = ? "
+                        "AND o.relation_witness = p.witness AND o.payload_hash IS NOT DISTINCT FROM p.payload_hash",
+                        [batch_id, entity, version],
+                    )
+                    row = con.execute(
+                        "SELECT count(*), coalesce(max(n), 0) FROM memo_pending WHERE batch_id = ?", [batch_id]
+                    ).fetchone()
+                pending, last = (int(row[0]), int(row[1])) if row else (0, 0)
+                size = max(1, self.set_chunk_rows)
+                for after in range(0, last, size):  # numbers of dropped rows leave gaps: up to the last
+                    with self.connect() as con:
+                        con.execute(
+                            "INSERT OR REPLACE INTO map_memo SELECT ?, source_id, raw_hash, ?, witness, lookup_key, "
+                            "payload, payload_hash FROM memo_pending WHERE n > ? AND n <= ? AND batch_id = ?",
+                            [entity, version, after, after + size, batch_id],
+                        )
+            finally:
+                with self.connect() as con:
+                    con.execute("DELETE FROM memo_pending WHERE batch_id = ?", [batch_id])
+        return pending
 
     # -- key map (relations) ---------------------------------------------------------------
     def upsert_key_map(self, entity: str, pairs: Sequence[tuple[str, str]]) -> None:
@@ -863,24 +857,43 @@ class StagingStore:
         return count
 
     def iter_landed(self, run_id: str, batch_id: str, entity: str,
-                    chunk_size: int = 5000) -> Iterator[list[tuple[str, str]]]:
+                    chunk_size: int = 5000) -> Generator[list[tuple[str, str]], None, None]:
         """(source_id, lookup_key) of the batch's records this run ledgered as created, updated or
-        unchanged, in chunks by source_id (read back from the ledger instead of held in memory)."""
-        last = ""
-        while True:
+        unchanged, in chunks of ``chunk_size`` by source_id (read back from staging, not held
+        in memory; no connection held between chunks).
+
+        Linear in the run: the ledger is read once, into ``landed_chunks`` numbered by source id
+        (``n``); each chunk then reads its ``n`` range, which min/max zone maps find without
+        scanning the ledger again. The rows are removed when the iteration ends (or, after a
+        crash, by the next iteration of the same run and batch, or by ``prune``).
+        """
+        scope = [run_id, batch_id, entity]
+        with self.connect() as con:
+            con.execute("DELETE FROM landed_chunks WHERE run_id = ? AND batch_id = ? AND entity = ?", scope)
+            con.execute(
+                "INSERT INTO landed_chunks SELECT ?, ?, ?, row_number() OVER (ORDER BY source_id), source_id, "
+                "lookup_key FROM (SELECT source_id, any_value(lookup_key) AS lookup_key FROM ledger "
+                "WHERE run_id = ? AND batch_id = ? AND entity = ? AND outcome IN ('created', 'updated', 'unchanged') "
+                "AND lookup_key IS NOT NULL GROUP BY source_id) ORDER BY source_id",
+                [*scope, *scope],
+            )
+            row = con.execute(
+                "SELECT count(*) FROM landed_chunks WHERE run_id = ? AND batch_id = ? AND entity = ?", scope
+            ).fetchone()
+        landed = int(row[0]) if row else 0
+        size = max(1, chunk_size)
+        try:
+            for after in range(0, landed, size):
+                with self.connect() as con:
+                    rows = con.execute(
+                        "SELECT source_id, lookup_key FROM landed_chunks WHERE n > ? AND n <= ? "
+                        "AND run_id = ? AND batch_id = ? AND entity = ? ORDER BY n",
+                        [after, after + size, *scope],
+                    ).fetchall()
+                yield [(str(s), str(k)) for s, k in rows]
+        finally:
             with self.connect() as con:
-                rows = con.execute(
-                    "SELECT source_id, any_value(lookup_key) FROM ledger WHERE run_id = ? AND batch_id = ? "
-                    "AND entity = ? AND outcome IN ('created', 'updated', 'unchanged') AND lookup_key IS NOT NULL "
-                    "AND source_id > ? GROUP BY source_id ORDER BY source_id LIMIT ?",
-                    [run_id, batch_id, entity, last, chunk_size],
-                ).fetchall()
-            if not rows:
-                return
-            yield [(str(s), str(k)) for s, k in rows]
-            last = rows[-1][0]
-            if len(rows) < chunk_size:
-                return
+                con.execute("DELETE FROM landed_chunks WHERE run_id = ? AND batch_id = ? AND entity = ?", scope)
 
     def failed_records(self, entity: str | None = None) -> list[dict[str, Any]]:
         with self.connect() as con:
@@ -1004,7 +1017,7 @@ class StagingStore:
             ).fetchall()
             ids = [r[0] for r in old]
             if ids:
-                for table in ("raw_records", "mapped_records", "diffs"):
+                for table in ("raw_records", "mapped_records", "diffs", "landed_chunks", "memo_pending"):
                     con.execute(
                         f"DELETE FROM {table} WHERE batch_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
                     )
