@@ -97,6 +97,12 @@ def _localize(moment: datetime, zone: tzinfo, *, date_only: bool = False) -> dat
     """
     aware = moment.replace(tzinfo=zone)
     if isinstance(zone, ZoneInfo):
+        if (type(moment) is datetime and not moment.fold and 1 < moment.year < 9999
+                and zone.utcoffset(moment) == zone.utcoffset(moment.replace(fold=1))):
+            # Both readings of the wall time agree, so it is in no gap (nor fold), and a year
+            # away from datetime's limits its UTC time exists: the round trip below would give
+            # it back unchanged. Cheaper than the round trip (issue 15).
+            return aware
         back = aware.astimezone(UTC).astimezone(zone)
         if back.replace(tzinfo=None) != moment:
             if date_only and back.date() == moment.date():
