@@ -573,18 +573,23 @@ class StagingStore:
 
         ``key_map`` is refreshed for them too (only where it differs), as mapping would do.
         One statement over the batch: it appends to a table without an index, so DuckDB
-        streams it and spills its join within ``MEMORY_LIMIT`` (ranges would only re-scan).
+        streams it (ranges would only re-scan). No join carries a payload: the matching memo
+        rows are found by their hashes alone and their payloads read by a scan of ``map_memo``
+        filtered on those row ids. (A hash join that carried the raw or memo payloads, with
+        its build side picked from DuckDB's estimates, ran out of ``MEMORY_LIMIT`` at 100,000
+        contacts when the estimates made it build on the raw side.)
         """
         witness_params = [path for _, path in relations]
         with self._witness(relations) as (joins, witness, join_params), self.connect() as con:
             row = con.execute(
                 "INSERT INTO mapped_records (batch_id, entity, source_id, lookup_key, payload, payload_hash, "
                 "invalid_class, invalid_reason) "
-                "SELECT r.batch_id, r.entity, r.source_id, m.lookup_key, m.payload, m.payload_hash, NULL, NULL "
-                f"FROM raw_records r {joins} JOIN map_memo m ON m.entity = ? AND m.source_id = r.source_id "
-                f"WHERE r.batch_id = ? AND m.raw_hash = r.raw_hash AND m.mapping_version = ? "
-                f"AND m.relation_witness = {witness}",
-                [*join_params, entity, batch_id, version, *witness_params],
+                "SELECT ?, m.entity, m.source_id, m.lookup_key, m.payload, m.payload_hash, NULL, NULL "
+                "FROM map_memo m WHERE m.entity = ? AND m.rowid IN (SELECT k.rowid FROM "
+                f"(SELECT r.source_id, r.raw_hash, {witness} AS witness FROM raw_records r {joins} "
+                "WHERE r.batch_id = ?) w JOIN map_memo k ON k.entity = ? AND k.source_id = w.source_id "
+                "WHERE k.raw_hash = w.raw_hash AND k.mapping_version = ? AND k.relation_witness = w.witness)",
+                [batch_id, entity, *witness_params, *join_params, batch_id, entity, version],
             ).fetchone()
             con.execute(
                 "INSERT OR REPLACE INTO key_map SELECT m.entity, m.source_id, m.lookup_key, ? "
