@@ -182,16 +182,30 @@ def _sync_child(config_path: str, run_id: str, out: mp.Queue) -> None:
              "pace": pace})
 
 
+def _child_result(proc: Any, out: mp.Queue, what: str) -> Any:
+    """What the child ``proc`` put on ``out``; exits with its exit code if it died first (an
+    out-of-memory kill, a crash) instead of waiting for a result that never comes."""
+    import queue
+
+    while True:
+        try:
+            result = out.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"{what} died with exit code {proc.exitcode} before reporting") from None
+    proc.join()
+    if proc.exitcode != 0:
+        raise SystemExit(f"{what} failed with exit code {proc.exitcode}")
+    return result
+
+
 def _crmsync_sync(config_path: Path, run_id: str) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()
     proc = ctx.Process(target=_sync_child, args=(str(config_path), run_id, out))
     proc.start()
-    result = out.get()
-    proc.join()
-    if proc.exitcode != 0:
-        raise SystemExit(f"sync {run_id} failed with exit code {proc.exitcode}")
-    return dict(result)
+    return dict(_child_result(proc, out, f"sync {run_id}"))
 
 
 class _Simulator:
@@ -279,8 +293,7 @@ def _baseline_rss() -> tuple[float, str]:
     out: mp.Queue = ctx.Queue()
     proc = ctx.Process(target=_baseline_child, args=(out,))
     proc.start()
-    rss, limit = out.get()
-    proc.join()
+    rss, limit = _child_result(proc, out, "baseline RSS probe")
     return float(rss), str(limit)
 
 
@@ -355,9 +368,7 @@ def _raw_http(latency_ms: float, n: int, threads: int, max_concurrent: int | Non
         out: mp.Queue = ctx.Queue()
         proc = ctx.Process(target=_raw_http_child, args=(sim.base_url, sim.token, n, threads, out))
         proc.start()
-        result = dict(out.get())
-        proc.join()
-        return result
+        return dict(_child_result(proc, out, "raw HTTP writer"))
     finally:
         sim.close()
 
