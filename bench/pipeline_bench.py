@@ -95,6 +95,17 @@ def _calls(before: dict[str, Any], after: dict[str, Any]) -> tuple[int, int]:
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak RSS in MB: ``VmHWM`` of ``/proc/self/status`` where there is one.
+
+    ``ru_maxrss`` survives ``execve`` on Linux, so a child spawned from a big parent (the PHP
+    pattern runs in the bench's own process) would report at least the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
