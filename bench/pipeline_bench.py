@@ -313,30 +313,33 @@ SCALE_HEADER = (f"{'contacts':>9} | {'records':>9} | {'first s':>7} | {'first µ
                 f"{'same s':>6} | {'records/s':>10} | {'µs/rec':>8} | {'CPU µs/r':>8} | {'same RSS':>8}")
 
 
-def _scaling(base_url: str, token: str, sizes: list[int], latency_ms: float, concurrency: int) -> list[str]:
+def _scaling(sizes: list[int], latency_ms: float, concurrency: int) -> list[str]:
     """Per size: the first load (at 0 ms latency) and an unchanged re-sync, each with its cost
-    per record and the peak RSS (MB) of its own process; both must stay flat in N."""
+    per record and the peak RSS (MB) of its own process; both must stay flat in N.
+
+    Each size gets a fresh, empty simulator: on a shared one, a size whose records an earlier
+    phase had already written would find them there and "load" without writing."""
     lines = []
     for size in sizes:
         tmp = Path(tempfile.mkdtemp(prefix=f"crmsync-scale-{size}-"))
         crm = str(tmp / "crm.sqlite")
         accounts = max(1, size // 10)
         _in_child(_make_crm, crm, accounts, size)
-        config = _config(tmp, base_url, token, crm, concurrency)
-        _set_latency(base_url, token, 0)
+        sim = _Simulator(0.0)
         try:
+            config = _config(tmp, sim.base_url, sim.token, crm, concurrency)
             first = _crmsync_sync(config, f"scale-{size}-first")
+            _set_latency(sim.base_url, sim.token, latency_ms)
+            same = _crmsync_sync(config, f"scale-{size}-same")
         finally:
-            _set_latency(base_url, token, latency_ms)
-        print(f"  scale {size:,}: first load {first['records']:,} records in {first['seconds']:.1f}s, "
-              f"peak RSS {first['rss_mb']:.0f} MB", flush=True)
-        same = _crmsync_sync(config, f"scale-{size}-same")
+            sim.close()
         n, n_first = same["records"], first["records"]
         lines.append(f"{size:>9,} | {n:>9,} | {first['seconds']:>7.1f} | {first['seconds'] / n_first * 1e6:>10.1f} | "
                      f"{first['rss_mb']:>9.0f} | {same['seconds']:>6.2f} | "
                      f"{n / same['seconds']:>10,.0f} | {same['seconds'] / n * 1e6:>8.1f} | "
                      f"{same['cpu_s'] / n * 1e6:>8.1f} | {same['rss_mb']:>8.0f}")
-        print(f"  scale {size:,}: unchanged re-sync {n:,} records in {same['seconds']:.2f}s, "
+        print(f"  scale {size:,}: first load {n_first:,} records in {first['seconds']:.1f}s, peak RSS "
+              f"{first['rss_mb']:.0f} MB; unchanged re-sync {n:,} records in {same['seconds']:.2f}s, "
               f"peak RSS {same['rss_mb']:.0f} MB", flush=True)
         shutil.rmtree(tmp, ignore_errors=True)  # a 500k size leaves ~1 GB of CRM and staging files
     return lines
@@ -498,7 +501,7 @@ def main() -> None:
             phase(f"PHP SDK pattern re-sync, {args.changed_pct:g}% changed",
                   lambda: _php_sdk_resync(config, args.baseline_threads))
         if sizes:
-            scale_lines = _scaling(base_url, token, sizes, args.latency_ms, args.write_concurrency)
+            scale_lines = _scaling(sizes, args.latency_ms, args.write_concurrency)
             scale_baseline, duckdb_limit = _baseline_rss()
         if args.defaults:
             default_lines = _defaults_table(args.latency_ms, args.defaults_accounts, args.defaults_contacts,
