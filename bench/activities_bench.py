@@ -174,17 +174,23 @@ sync:
     return SyncEngine.from_config(load_config(config))
 
 
-def _sync(base_url: str, token: str) -> dict[str, Any]:
-    """One full sync: rows loaded, seconds of ``engine.sync`` and each stage's ``duration_s``."""
+def timed_activity_stage(base_url: str, token: str, stage: str) -> tuple[Any, float]:
+    """``engine.<stage>("activity", whole window, "bench")`` on a fresh ``activity_engine``:
+    its result and seconds (building and closing the engine are not timed)."""
     from crmsync_pipelines.engine import Window
 
     engine = activity_engine(base_url, token)
     try:
         started = time.perf_counter()
-        reports = engine.sync("activity", Window(None, None), "bench")
-        seconds = time.perf_counter() - started
+        result = getattr(engine, stage)("activity", Window(None, None), "bench")
+        return result, time.perf_counter() - started
     finally:
         engine.close()
+
+
+def _sync(base_url: str, token: str) -> dict[str, Any]:
+    """One full sync: rows loaded, seconds of ``engine.sync`` and each stage's ``duration_s``."""
+    reports, seconds = timed_activity_stage(base_url, token, "sync")
     load = reports[-1]
     rows = int(load.counts.get("created", 0) + load.counts.get("unchanged", 0) + load.counts.get("updated", 0))
     return {"rows": rows, "seconds": seconds, "stages": {r.stage: r.duration_s for r in reports}}

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from activities_bench import activity_engine, bundled_fields, serve_activities
+from activities_bench import bundled_fields, serve_activities, timed_activity_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 DLT_VENV = ROOT / ".bench-dlt"
@@ -67,15 +67,7 @@ def _dlt_ready(python: Path) -> str | None:
 
 
 def _crmsync_extract(base_url: str, token: str) -> Case:
-    from crmsync_pipelines.engine import Window
-
-    engine = activity_engine(base_url, token)
-    try:
-        started = time.perf_counter()
-        report = engine.extract("activity", Window(None, None), "bench")
-        seconds = time.perf_counter() - started
-    finally:
-        engine.close()
+    report, seconds = timed_activity_stage(base_url, token, "extract")
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return Case("crmsync extract → DuckDB staging (projected)", int(report.counts["extracted"]), seconds, peak_rss_mb)
 
